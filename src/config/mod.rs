@@ -1,0 +1,501 @@
+//! The typed configuration: the seed schema of `config.toml` plus optional extensions.
+//!
+//! Owns parsing, defaults, validation and environment overrides. Every key added beyond the
+//! seed schema has a default, so the seed file keeps working unchanged. Bad input becomes a
+//! [`ConfigError`] naming the file, line and column; this module never starts anything.
+
+pub mod source;
+
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use source::{ConfigSource, Loaded};
+
+/// The whole configuration. Backend sections are optional: an absent one means "not configured".
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub logs: LogsConfig,
+    #[serde(default)]
+    pub probes: ProbesConfig,
+    #[serde(default)]
+    pub aws: AwsConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamodb: Option<DynamoConfig>,
+}
+
+/// `[server]`: where to listen and how to protect the listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: Host,
+    /// 0 asks the OS for a free port (tests use it; the bound address is logged).
+    pub port: u16,
+    /// A client that has not sent its full request head by then is dropped (slowloris guard).
+    pub header_timeout_ms: Millis,
+    /// Connections over this cap are answered 503 at once and closed.
+    pub max_connections: Count,
+    /// How long in-flight requests may run after SIGTERM before the process exits anyway.
+    pub shutdown_grace_ms: Millis,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: Host("0.0.0.0".into()),
+            port: 8080,
+            header_timeout_ms: Millis(5_000),
+            max_connections: Count(1024),
+            shutdown_grace_ms: Millis(10_000),
+        }
+    }
+}
+
+/// `[logs]`: the log file and the `/logs` page.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// Relative paths are taken from the working directory, as the seed app did.
+    pub file: PathBuf,
+    /// `false` turns `/logs` off (404); the file is still written.
+    pub enabled: bool,
+    /// When set, `/logs` requires `Authorization: Bearer <token>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret<String>>,
+    /// Upper bound for `/logs?lines=N`.
+    pub max_lines: Count,
+    /// A `tracing` filter such as `info` or `suaicloudapp=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            file: PathBuf::from("output.log"),
+            enabled: true,
+            token: None,
+            max_lines: Count(5_000),
+            level: "info".into(),
+        }
+    }
+}
+
+/// `[probes]`: budget and cache shared by every probe unless a section overrides the timeout.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbesConfig {
+    /// The whole probe (DNS, connect, TLS, auth, query) must finish within this.
+    pub timeout_ms: Millis,
+    /// A result is reused this long, so a flood of requests costs one backend call per window.
+    pub cache_ms: u64,
+}
+
+impl Default for ProbesConfig {
+    fn default() -> Self {
+        ProbesConfig {
+            timeout_ms: Millis(3_000),
+            cache_ms: 1_000,
+        }
+    }
+}
+
+/// `[aws]`: shared by every AWS probe. Unset keys fall back to the SDK's standard chain
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL`, instance metadata).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// For emulators such as moto; S3 then uses path-style addressing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+}
+
+/// `[s3]`: the bucket HeadBucket is sent to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// `[database]`: the MySQL / RDS endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub host: Host,
+    #[serde(default = "default_mysql_port")]
+    pub port: Port,
+    pub user: Name,
+    /// May instead come from `SUAICLOUDAPP_DATABASE_PASSWORD`.
+    #[serde(default)]
+    pub password: Secret<String>,
+    pub dbname: Name,
+    #[serde(default)]
+    pub tls: MysqlTls,
+    /// PEM bundle of trusted CAs (for RDS, the global bundle); system roots when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+fn default_mysql_port() -> Port {
+    Port(3306)
+}
+
+/// How the MySQL probe uses TLS, named as the `mysql` client's `--ssl-mode` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MysqlTls {
+    Disabled,
+    /// TLS when the server offers it, unverified; plain otherwise (the mysql client's default).
+    #[default]
+    Preferred,
+    /// TLS or fail, certificate not verified.
+    Required,
+    /// TLS with the certificate chain verified, host name not checked.
+    VerifyCa,
+    /// TLS with chain and host name verified.
+    VerifyIdentity,
+}
+
+/// `[redis]`: a standalone Redis or an ElastiCache (cluster mode) endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub host: Host,
+    #[serde(default = "default_redis_port")]
+    pub port: Port,
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// In-transit encryption; the certificate is verified against `ca_file` or system roots.
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// May instead come from `SUAICLOUDAPP_REDIS_PASSWORD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+fn default_redis_port() -> Port {
+    Port(6379)
+}
+
+/// Whether the Redis endpoint is a cluster; `auto` asks the server (`cluster_enabled:1`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisMode {
+    #[default]
+    Auto,
+    Standalone,
+    Cluster,
+}
+
+/// `[dynamodb]`: the table and the key the seed app reads by.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoConfig {
+    pub table: Name,
+    #[serde(default = "default_partition_key")]
+    pub partition_key: Name,
+    #[serde(default)]
+    pub mode: DynamoMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+fn default_partition_key() -> Name {
+    Name("id".into())
+}
+
+/// `read` proves reachability and key schema; `write` also puts, reads back and deletes an item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DynamoMode {
+    #[default]
+    Read,
+    Write,
+}
+
+/// A host name or address; never empty, never containing spaces.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct Host(String);
+
+impl TryFrom<String> for Host {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            Err("host must not be empty".into())
+        } else if s.chars().any(char::is_whitespace) {
+            Err(format!("host {s:?} must not contain spaces"))
+        } else {
+            Ok(Host(s))
+        }
+    }
+}
+
+impl Host {
+    /// The host as written in the config.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A non-empty identifier: bucket, table, user, database name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct Name(String);
+
+impl TryFrom<String> for Name {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            Err("value must not be empty".into())
+        } else {
+            Ok(Name(s))
+        }
+    }
+}
+
+impl Name {
+    /// The name as written in the config.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A TCP port a client connects to: 1 to 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "i64")]
+pub struct Port(u16);
+
+impl TryFrom<i64> for Port {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        match u16::try_from(n) {
+            Ok(p) if p != 0 => Ok(Port(p)),
+            _ => Err(format!("port must be between 1 and 65535, got {n}")),
+        }
+    }
+}
+
+impl Port {
+    /// The port number.
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+/// A duration in milliseconds: at least 1 ms, at most one day (a typo guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "i64")]
+pub struct Millis(u64);
+
+impl TryFrom<i64> for Millis {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        if (1..=86_400_000).contains(&n) {
+            Ok(Millis(n as u64))
+        } else {
+            Err(format!(
+                "milliseconds must be between 1 and 86400000, got {n}"
+            ))
+        }
+    }
+}
+
+impl Millis {
+    /// As a `Duration`.
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+}
+
+/// A positive count (connections, lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "i64")]
+pub struct Count(usize);
+
+impl TryFrom<i64> for Count {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        match usize::try_from(n) {
+            Ok(c) if c > 0 => Ok(Count(c)),
+            _ => Err(format!("must be a positive number, got {n}")),
+        }
+    }
+}
+
+impl Count {
+    /// The count.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+/// Why a configuration was refused. Each message is one line naming where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: cannot read the config: {cause}")]
+    Read { origin: String, cause: String },
+    #[error("{origin}:{line}:{column}: {message}")]
+    Parse {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// Environment variables that may carry secrets instead of the file.
+pub const ENV_DATABASE_PASSWORD: &str = "SUAICLOUDAPP_DATABASE_PASSWORD";
+/// See [`ENV_DATABASE_PASSWORD`].
+pub const ENV_REDIS_PASSWORD: &str = "SUAICLOUDAPP_REDIS_PASSWORD";
+/// See [`ENV_DATABASE_PASSWORD`].
+pub const ENV_LOGS_TOKEN: &str = "SUAICLOUDAPP_LOGS_TOKEN";
+
+impl Config {
+    /// Parses TOML text; `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| parse_error(e, text, origin))?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Fills secrets from the environment where set: the environment wins over the file,
+    /// so a baked config can carry a placeholder.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        let get = |k: &str| get(k).filter(|v| !v.is_empty()).map(Secret::new);
+        if let (Some(db), Some(pw)) = (self.database.as_mut(), get(ENV_DATABASE_PASSWORD)) {
+            db.password = pw;
+        }
+        if let (Some(r), Some(pw)) = (self.redis.as_mut(), get(ENV_REDIS_PASSWORD)) {
+            r.password = Some(pw);
+        }
+        if let Some(token) = get(ENV_LOGS_TOKEN) {
+            self.logs.token = Some(token);
+        }
+    }
+
+    /// Rules that span keys, which serde cannot check alone.
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
+        if let Some(db) = &self.database {
+            if db.ca_file.is_some() && db.tls == MysqlTls::Disabled {
+                return Err(invalid(
+                    "[database] ca_file is set but tls = \"disabled\": use tls = \"verify-identity\" or remove ca_file".into(),
+                ));
+            }
+        }
+        if let Some(r) = &self.redis {
+            if r.ca_file.is_some() && !r.tls {
+                return Err(invalid(
+                    "[redis] ca_file is set but tls = false: set tls = true or remove ca_file"
+                        .into(),
+                ));
+            }
+        }
+        if self.logs.level.trim().is_empty() {
+            return Err(invalid("[logs] level must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective config as TOML, defaults filled in and every secret shown as `***`.
+    pub fn to_display_toml(&self) -> String {
+        let mut out = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"));
+        for (name, configured) in [
+            ("s3", self.s3.is_some()),
+            ("database", self.database.is_some()),
+            ("redis", self.redis.is_some()),
+            ("dynamodb", self.dynamodb.is_some()),
+        ] {
+            if !configured {
+                out.push_str(&format!(
+                    "\n# [{name}] not configured: /{name} answers 404\n"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Turns a toml/serde error into one line with line, column and a "did you mean" hint.
+fn parse_error(e: toml::de::Error, text: &str, origin: &str) -> ConfigError {
+    let (line, column) = e
+        .span()
+        .map(|s| line_column(text, s.start))
+        .unwrap_or((1, 1));
+    let mut message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(hint) = did_you_mean(&message) {
+        message.push_str(&format!(" (did you mean `{hint}`?)"));
+    }
+    ConfigError::Parse {
+        origin: origin.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the closest expected name.
+fn did_you_mean(message: &str) -> Option<String> {
+    if !message.starts_with("unknown field") && !message.starts_with("unknown variant") {
+        return None;
+    }
+    let mut quoted = message.split('`').skip(1).step_by(2);
+    let unknown = quoted.next()?;
+    quoted
+        .map(|c| (strsim::damerau_levenshtein(unknown, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c.to_string())
+}
+
+#[cfg(test)]
+mod tests;

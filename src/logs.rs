@@ -1,0 +1,164 @@
+//! Logging set-up (file + stderr) and the bounded tail reader behind `/logs`.
+//!
+//! The file writer is non-blocking: a slow disk never stalls a request. The tail reader
+//! reads backwards from the end in fixed chunks and stops at a byte cap, so a multi-gigabyte
+//! log costs at most that cap in memory.
+
+use crate::config::LogsConfig;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+/// The most bytes `/logs` will ever read or return, whatever `?lines` asks.
+pub const MAX_TAIL_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("cannot open the log file {path}: {source}")]
+    Open { path: String, source: io::Error },
+    #[error("invalid [logs] level {level:?}: {cause}")]
+    Level { level: String, cause: String },
+}
+
+/// Keeps the file writer alive; dropping it flushes what is buffered.
+pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
+
+/// Installs the global subscriber: one line per event to the file and to stderr (journald).
+pub fn init(cfg: &LogsConfig) -> Result<LogGuard, LogError> {
+    let filter = || -> Result<EnvFilter, LogError> {
+        let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.level.clone());
+        EnvFilter::try_new(&spec).map_err(|e| LogError::Level {
+            level: spec,
+            cause: e.to_string(),
+        })
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cfg.file)
+        .map_err(|source| LogError::Open {
+            path: cfg.file.display().to_string(),
+            source,
+        })?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let file_layer = fmt::layer()
+        .with_ansi(false)
+        .with_writer(writer)
+        .with_filter(filter()?);
+    let stderr_layer = fmt::layer()
+        .with_ansi(false)
+        .with_writer(io::stderr)
+        .with_filter(filter()?);
+    // A second init (tests in one process) keeps the first subscriber; that is fine.
+    let _ = tracing_subscriber::registry()
+        .with(file_layer)
+        .with(stderr_layer)
+        .try_init();
+    Ok(LogGuard(Some(guard)))
+}
+
+/// The last `lines` lines of the file at `path`, reading at most [`MAX_TAIL_BYTES`] from its end.
+pub fn tail(path: &Path, lines: usize) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let len = file.seek(SeekFrom::End(0))?;
+    let floor = len.saturating_sub(MAX_TAIL_BYTES);
+    let mut pos = len;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut newlines = 0;
+    const CHUNK: u64 = 64 * 1024;
+    // N whole lines need N + 1 newlines: the last one ends the file, the first precedes them.
+    while pos > floor && newlines <= lines {
+        let start = pos.saturating_sub(CHUNK).max(floor);
+        let mut chunk = vec![0u8; (pos - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk)?;
+        newlines += count_lines(&chunk);
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+        pos = start;
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    let mut kept: Vec<&str> = body.rsplit('\n').take(lines).collect();
+    // A line cut by the byte cap at the front is dropped rather than shown half.
+    if pos > 0 && kept.len() == body.split('\n').count() && kept.len() > 1 {
+        kept.pop();
+    }
+    kept.reverse();
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn count_lines(buf: &[u8]) -> usize {
+    buf.iter().filter(|&&b| b == b'\n').count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_with(lines: usize) -> tempfile_path::TempPath {
+        let p = tempfile_path::TempPath::new();
+        let mut f = File::create(&p.0).unwrap();
+        for i in 0..lines {
+            writeln!(f, "line {i}").unwrap();
+        }
+        p
+    }
+
+    /// A throwaway file under the target dir, removed on drop (no extra crate for one test).
+    mod tempfile_path {
+        pub struct TempPath(pub std::path::PathBuf);
+        impl TempPath {
+            pub fn new() -> Self {
+                use std::sync::atomic::{AtomicUsize, Ordering};
+                static N: AtomicUsize = AtomicUsize::new(0);
+                let n = N.fetch_add(1, Ordering::SeqCst);
+                let p =
+                    std::env::temp_dir().join(format!("suai-tail-{}-{n}.log", std::process::id()));
+                TempPath(p)
+            }
+        }
+        impl Drop for TempPath {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn returns_the_last_lines_in_order() {
+        let p = file_with(1000);
+        assert_eq!(tail(&p.0, 3).unwrap(), "line 997\nline 998\nline 999\n");
+    }
+
+    #[test]
+    fn short_file_returns_everything() {
+        let p = file_with(2);
+        assert_eq!(tail(&p.0, 200).unwrap(), "line 0\nline 1\n");
+    }
+
+    #[test]
+    fn spans_chunk_boundaries() {
+        let p = file_with(50_000);
+        let t = tail(&p.0, 20_000).unwrap();
+        assert_eq!(t.lines().count(), 20_000);
+        assert!(t.starts_with("line 30000\n"));
+        assert!(t.ends_with("line 49999\n"));
+    }
+
+    #[test]
+    fn empty_file_is_empty() {
+        let p = file_with(0);
+        assert_eq!(tail(&p.0, 10).unwrap(), "");
+    }
+}

@@ -1,0 +1,257 @@
+//! `/dynamodb`: a data-plane GetItem on a sentinel key, which also proves the key schema the
+//! app relies on (partition key `[dynamodb] partition_key`, type S, no sort key).
+//!
+//! On failure a DescribeTable (cached) explains why: missing table, status not ACTIVE, or a
+//! key schema other than the expected one. `mode = "write"` adds put, consistent get, delete.
+
+use super::{Details, Failure, Probe, Stage};
+use crate::aws::{self, AwsContext};
+use crate::config::{DynamoConfig, DynamoMode};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use futures_util::future::{BoxFuture, FutureExt};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::OnceCell;
+
+/// The key the probe reads (and in write mode writes): never a real item's key.
+pub const SENTINEL_KEY: &str = "suaicloudapp-probe";
+
+/// How long a DescribeTable explanation is reused.
+const DESCRIBE_TTL: Duration = Duration::from_secs(30);
+
+/// Probes one table.
+pub struct DynamoProbe {
+    table: String,
+    key: String,
+    mode: DynamoMode,
+    budget: Duration,
+    aws: Arc<AwsContext>,
+    client: OnceCell<(Client, String)>,
+    described: Mutex<Option<(Instant, Failure)>>,
+}
+
+impl DynamoProbe {
+    /// Remembers the table; the client is built on the first check.
+    pub fn new(cfg: &DynamoConfig, budget: Duration, aws: Arc<AwsContext>) -> DynamoProbe {
+        DynamoProbe {
+            table: cfg.table.to_string(),
+            key: cfg.partition_key.to_string(),
+            mode: cfg.mode,
+            budget,
+            aws,
+            client: OnceCell::new(),
+            described: Mutex::new(None),
+        }
+    }
+
+    async fn client(&self) -> &(Client, String) {
+        self.client
+            .get_or_init(|| async {
+                let sdk = self.aws.sdk().await;
+                let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .timeout_config(aws::timeouts(self.budget))
+                    .build();
+                (Client::from_conf(conf), aws::region_of(sdk))
+            })
+            .await
+    }
+
+    async fn run(&self) -> Result<Details, Failure> {
+        let (client, region) = self.client().await;
+        let read = client
+            .get_item()
+            .table_name(&self.table)
+            .key(&self.key, AttributeValue::S(SENTINEL_KEY.into()))
+            .projection_expression("#k")
+            .expression_attribute_names("#k", &self.key)
+            .send()
+            .await;
+        if let Err(err) = read {
+            return Err(self.explain(client, region, &err, "GetItem").await);
+        }
+        if self.mode == DynamoMode::Write {
+            self.write_cycle(client, region).await?;
+        }
+        Ok(vec![
+            ("table", self.table.clone()),
+            ("mode", format!("{:?}", self.mode).to_lowercase()),
+        ])
+    }
+
+    /// Put, consistent read-back, delete: proves writes land and are readable.
+    async fn write_cycle(&self, client: &Client, region: &str) -> Result<(), Failure> {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+            .to_string();
+        let key = AttributeValue::S(SENTINEL_KEY.into());
+        if let Err(e) = client
+            .put_item()
+            .table_name(&self.table)
+            .item(&self.key, key.clone())
+            .item("checked_at", AttributeValue::N(stamp.clone()))
+            .send()
+            .await
+        {
+            return Err(self.explain(client, region, &e, "PutItem").await);
+        }
+        let got = match client
+            .get_item()
+            .table_name(&self.table)
+            .key(&self.key, key.clone())
+            .consistent_read(true)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return Err(self.explain(client, region, &e, "GetItem").await),
+        };
+        let read_back = got
+            .item()
+            .and_then(|i| i.get("checked_at"))
+            .and_then(|v| v.as_n().ok());
+        if read_back != Some(&stamp) {
+            return Err(Failure::new(
+                Stage::Query,
+                format!(
+                    "wrote item {SENTINEL_KEY} to {} but a consistent read returned {read_back:?}",
+                    self.table
+                ),
+            ));
+        }
+        if let Err(e) = client
+            .delete_item()
+            .table_name(&self.table)
+            .key(&self.key, key)
+            .send()
+            .await
+        {
+            return Err(self.explain(client, region, &e, "DeleteItem").await);
+        }
+        Ok(())
+    }
+
+    async fn explain<E>(
+        &self,
+        client: &Client,
+        region: &str,
+        err: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+        action: &str,
+    ) -> Failure
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let arn = format!("arn:aws:dynamodb:{region}:*:table/{}", self.table);
+        let needs = format!("dynamodb:{action} on {arn}");
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        match (err.code(), status) {
+            (_, Some(403)) => Failure::new(
+                Stage::Auth,
+                format!(
+                    "access denied to table {}: the instance role needs {needs}",
+                    self.table
+                ),
+            ),
+            (Some("ResourceNotFoundException" | "ValidationException"), _) => self
+                .describe(client, region)
+                .await
+                .unwrap_or_else(|| aws::failure(err, &needs)),
+            _ => aws::failure(err, &needs),
+        }
+    }
+
+    /// Explains a failed read from DescribeTable, reusing the answer for a while; `None` when
+    /// the table looks as expected (the original error then stands).
+    async fn describe(&self, client: &Client, region: &str) -> Option<Failure> {
+        if let Some((at, f)) = self
+            .described
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            if at.elapsed() < DESCRIBE_TTL {
+                return Some(f.clone());
+            }
+        }
+        let t = &self.table;
+        let failure = match client.describe_table().table_name(t).send().await {
+            Ok(out) => self.judge(out.table()?)?,
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Failure::new(
+                Stage::Query,
+                format!("no table {t} in region {region}: check [dynamodb] table and [aws] region"),
+            ),
+            Err(e) => aws::failure(
+                &e,
+                &format!("dynamodb:DescribeTable on arn:aws:dynamodb:{region}:*:table/{t}"),
+            ),
+        };
+        *self.described.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), failure.clone()));
+        Some(failure)
+    }
+
+    /// Compares a table description with what the app expects; `None` when it matches.
+    fn judge(&self, desc: &aws_sdk_dynamodb::types::TableDescription) -> Option<Failure> {
+        let t = &self.table;
+        let status = desc
+            .table_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        if status != "ACTIVE" && !status.is_empty() {
+            return Some(Failure::new(
+                Stage::Query,
+                format!("table {t} is {status}, not ACTIVE"),
+            ));
+        }
+        let types: Vec<(String, String)> = desc
+            .attribute_definitions()
+            .iter()
+            .map(|a| {
+                (
+                    a.attribute_name().to_string(),
+                    a.attribute_type().as_str().to_string(),
+                )
+            })
+            .collect();
+        let schema: Vec<String> = desc
+            .key_schema()
+            .iter()
+            .map(|k| {
+                let name = k.attribute_name();
+                let ty = types
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or("?", |(_, t)| t.as_str());
+                format!("{name} {ty} {}", k.key_type().as_str())
+            })
+            .collect();
+        if schema == [format!("{} S HASH", self.key)] {
+            return None;
+        }
+        Some(Failure::new(
+            Stage::Query,
+            format!(
+                "key schema mismatch: table {t} has key ({}); the app expects partition key `{}` of type S and no sort key",
+                schema.join(", "),
+                self.key
+            ),
+        ))
+    }
+}
+
+impl Probe for DynamoProbe {
+    fn target(&self) -> String {
+        format!("dynamodb table {}", self.table)
+    }
+
+    fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+        self.run().boxed()
+    }
+}

@@ -1,0 +1,248 @@
+//! `/database`: `SELECT 1` over a small mysql_async pool built once.
+//!
+//! Knows MySQL/MariaDB error codes and TLS modes, and nothing about HTTP. The pool holds at
+//! most two connections and drops idle ones after a minute, well below any server's
+//! `wait_timeout`, so the probe never holds connections a busy RDS instance needs.
+
+use super::{dns_failure, Details, Failure, Probe, Stage};
+use crate::config::{DatabaseConfig, MysqlTls};
+use futures_util::future::{BoxFuture, FutureExt};
+use mysql_async::prelude::Queryable;
+use mysql_async::{
+    DriverError, Error, IoError, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts,
+};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Idle pooled connections are closed after this (RDS `wait_timeout` defaults to 8 hours).
+const IDLE_TTL: Duration = Duration::from_secs(60);
+
+/// Probes one MySQL endpoint.
+pub struct MysqlProbe {
+    host: String,
+    port: u16,
+    user: String,
+    dbname: String,
+    tls: MysqlTls,
+    budget: Duration,
+    /// The pool in use; `preferred` swaps in a plain pool when the server offers no TLS.
+    pool: Mutex<Pool>,
+    plain: OptsBuilder,
+}
+
+impl MysqlProbe {
+    /// Builds the pool (no connection is opened until the first check).
+    pub fn new(cfg: &DatabaseConfig, budget: Duration) -> MysqlProbe {
+        let plain = OptsBuilder::default()
+            .ip_or_hostname(cfg.host.as_str())
+            .tcp_port(cfg.port.get())
+            .user(Some(cfg.user.as_str()))
+            .pass(Some(cfg.password.expose().as_str()))
+            .db_name(Some(cfg.dbname.as_str()))
+            .prefer_socket(false)
+            .stmt_cache_size(0)
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(PoolConstraints::new(0, 2).expect("0 <= 2"))
+                    .with_inactive_connection_ttl(IDLE_TTL)
+                    .with_ttl_check_interval(Duration::from_secs(30)),
+            );
+        let opts = match ssl_opts(cfg) {
+            Some(ssl) => plain.clone().ssl_opts(ssl),
+            None => plain.clone(),
+        };
+        MysqlProbe {
+            host: cfg.host.to_string(),
+            port: cfg.port.get(),
+            user: cfg.user.to_string(),
+            dbname: cfg.dbname.to_string(),
+            tls: cfg.tls,
+            budget,
+            pool: Mutex::new(Pool::new(opts)),
+            plain,
+        }
+    }
+
+    fn pool(&self) -> Pool {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn run(&self) -> Result<Details, Failure> {
+        match self.select_one(self.pool()).await {
+            Err(Staged::Connect(Error::Driver(DriverError::NoClientSslFlagFromServer)))
+                if self.tls == MysqlTls::Preferred =>
+            {
+                // `preferred` means TLS when offered: this server offers none, so go plain.
+                let plain = Pool::new(self.plain.clone());
+                let old = std::mem::replace(
+                    &mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()),
+                    plain.clone(),
+                );
+                tokio::spawn(old.disconnect());
+                self.select_one(plain).await
+            }
+            other => other,
+        }
+        .map(|version| vec![("server_version", version)])
+        .map_err(|staged| staged.explain(self))
+    }
+
+    /// Runs `SELECT 1` on a pooled connection, retrying once on a fresh one if the pooled
+    /// connection turns out dead (the server restarted while it sat idle).
+    async fn select_one(&self, pool: Pool) -> Result<String, Staged> {
+        for attempt in 0..2 {
+            let mut conn = pool.get_conn().await.map_err(Staged::Connect)?;
+            let version = conn.server_version();
+            match conn.query_first::<i64, _>("SELECT 1").await {
+                Ok(Some(1)) => return Ok(format!("{}.{}.{}", version.0, version.1, version.2)),
+                Ok(other) => {
+                    return Err(Staged::Unexpected(format!("SELECT 1 returned {other:?}")));
+                }
+                Err(Error::Io(_)) if attempt == 0 => {
+                    let _ = conn.disconnect().await;
+                }
+                Err(e) => return Err(Staged::Query(e)),
+            }
+        }
+        Err(Staged::Unexpected("the connection kept dropping".into()))
+    }
+}
+
+/// A mysql_async error and the step it happened at.
+#[derive(Debug)]
+enum Staged {
+    Connect(Error),
+    Query(Error),
+    Unexpected(String),
+}
+
+impl Staged {
+    /// Puts the error in an operator's words, naming what to check.
+    fn explain(self, p: &MysqlProbe) -> Failure {
+        let at = format!("{}:{}", p.host, p.port);
+        let (err, connecting) = match self {
+            Staged::Connect(e) => (e, true),
+            Staged::Query(e) => (e, false),
+            Staged::Unexpected(msg) => return Failure::new(Stage::Query, msg),
+        };
+        match err {
+            Error::Server(e) => server_failure(e.code, &e.message, p),
+            Error::Driver(DriverError::NoClientSslFlagFromServer) => Failure::new(
+                Stage::Tls,
+                format!(
+                    "{at} does not offer TLS but [database] tls = {:?} requires it",
+                    p.tls
+                ),
+            ),
+            Error::Io(IoError::Tls(e)) => tls_failure(&e.to_string(), &at),
+            Error::Io(IoError::Io(e)) => io_failure(&e, &at, connecting),
+            Error::Driver(e) => Failure::new(
+                if connecting {
+                    Stage::Connect
+                } else {
+                    Stage::Query
+                },
+                format!("MySQL protocol error talking to {at}: {e}"),
+            ),
+            Error::Other(e) => Failure::new(Stage::Connect, format!("{at}: {e}")),
+            Error::Url(e) => Failure::new(Stage::Internal, format!("bad connection settings: {e}")),
+        }
+    }
+}
+
+fn server_failure(code: u16, message: &str, p: &MysqlProbe) -> Failure {
+    let (u, db) = (&p.user, &p.dbname);
+    match code {
+        1045 => Failure::new(
+            Stage::Auth,
+            format!("access denied for user '{u}' (wrong user or password, or the user may not connect from this host): check [database] user and password"),
+        ),
+        1044 => Failure::new(
+            Stage::Auth,
+            format!("user '{u}' has no access to database '{db}': GRANT it, or fix [database] dbname"),
+        ),
+        1049 => Failure::new(
+            Stage::Auth,
+            format!("unknown database '{db}': create it, or fix [database] dbname"),
+        ),
+        // 3159: MySQL's ER_SECURE_TRANSPORT_REQUIRED; MariaDB answers 1105/4151 with this text.
+        _ if code == 3159 || message.contains("insecure transport") => Failure::new(
+            Stage::Tls,
+            "the server requires TLS (require_secure_transport): set [database] tls = \"verify-identity\" with ca_file, or at least \"required\"",
+        ),
+        1040 => Failure::new(Stage::Connect, "too many connections: the server is at max_connections"),
+        _ => Failure::new(Stage::Query, format!("server error {code}: {message}")),
+    }
+}
+
+fn tls_failure(text: &str, at: &str) -> Failure {
+    let lower = text.to_ascii_lowercase();
+    let cause = if lower.contains("unknownissuer") || lower.contains("certificate") {
+        format!("certificate of {at} not trusted: point [database] ca_file at the CA bundle that signed it (RDS: the global bundle) ({text})")
+    } else {
+        format!("TLS handshake with {at} failed: {text}")
+    };
+    Failure::new(Stage::Tls, cause)
+}
+
+fn io_failure(e: &std::io::Error, at: &str, connecting: bool) -> Failure {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => Failure::new(
+            Stage::Connect,
+            format!("connection refused by {at}: nothing listens there (wrong port, or the database is down)"),
+        ),
+        TimedOut => Failure::new(
+            Stage::Timeout,
+            format!("connecting to {at} timed out: check the security group allows this instance on that port"),
+        ),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => Failure::new(
+            if connecting { Stage::Connect } else { Stage::Query },
+            format!("{at} closed the connection ({e}): a TLS-only port, a proxy, or a restarting server"),
+        ),
+        _ => Failure::new(Stage::Connect, format!("cannot reach {at}: {e}")),
+    }
+}
+
+fn ssl_opts(cfg: &DatabaseConfig) -> Option<SslOpts> {
+    let roots = || {
+        let base = SslOpts::default();
+        match &cfg.ca_file {
+            Some(path) => base.with_root_certs(vec![path.clone().into()]),
+            None => base,
+        }
+    };
+    match cfg.tls {
+        MysqlTls::Disabled => None,
+        MysqlTls::Preferred | MysqlTls::Required => Some(
+            SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        MysqlTls::VerifyCa => Some(roots().with_danger_skip_domain_validation(true)),
+        MysqlTls::VerifyIdentity => Some(roots()),
+    }
+}
+
+impl Probe for MysqlProbe {
+    fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+        async move {
+            let result = self.run().await;
+            match result {
+                Err(f) if f.stage == Stage::Connect => {
+                    Err(dns_failure(&self.host, self.port).await.unwrap_or(f))
+                }
+                other => other,
+            }
+        }
+        .boxed()
+    }
+}

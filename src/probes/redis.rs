@@ -1,0 +1,285 @@
+//! `/redis`: PING on a standalone Redis, or PING plus `CLUSTER INFO` on a cluster
+//! (ElastiCache cluster mode). `mode = "auto"` asks the server (`cluster_enabled:1`).
+//!
+//! The connection is made on the first check and kept: a ConnectionManager reconnects by
+//! itself; a cluster connection that errors is dropped and rebuilt on the next check.
+
+use super::{dns_failure, Details, Failure, Probe, Stage};
+use crate::config::{RedisConfig, RedisMode};
+use crate::secret::Secret;
+use futures_util::future::{BoxFuture, FutureExt};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo,
+    RedisError, TlsCertificates,
+};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Probes one Redis endpoint.
+pub struct RedisProbe {
+    host: String,
+    port: u16,
+    mode: RedisMode,
+    tls: bool,
+    username: Option<String>,
+    password: Option<Secret<String>>,
+    /// The CA bundle's bytes, or why it could not be read (reported on every check).
+    root_cert: Result<Option<Vec<u8>>, String>,
+    budget: Duration,
+    conn: Mutex<Option<Conn>>,
+}
+
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl RedisProbe {
+    /// Reads the CA file now; connects on the first check.
+    pub fn new(cfg: &RedisConfig, budget: Duration) -> RedisProbe {
+        let root_cert = match &cfg.ca_file {
+            None => Ok(None),
+            Some(path) => std::fs::read(path)
+                .map(Some)
+                .map_err(|e| format!("cannot read [redis] ca_file {}: {e}", path.display())),
+        };
+        RedisProbe {
+            host: cfg.host.to_string(),
+            port: cfg.port.get(),
+            mode: cfg.mode,
+            tls: cfg.tls,
+            username: cfg.username.clone(),
+            password: cfg.password.clone(),
+            root_cert,
+            budget,
+            conn: Mutex::new(None),
+        }
+    }
+
+    fn info(&self) -> Result<ConnectionInfo, RedisError> {
+        let addr = if self.tls {
+            ConnectionAddr::TcpTls {
+                host: self.host.clone(),
+                port: self.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(self.host.clone(), self.port)
+        };
+        let mut settings = RedisConnectionInfo::default();
+        if let Some(u) = &self.username {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = &self.password {
+            settings = settings.set_password(p.expose());
+        }
+        Ok(addr.into_connection_info()?.set_redis_settings(settings))
+    }
+
+    fn certs(&self) -> Option<TlsCertificates> {
+        match &self.root_cert {
+            Ok(Some(pem)) => Some(TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            }),
+            _ => None,
+        }
+    }
+
+    async fn single(&self) -> Result<ConnectionManager, RedisError> {
+        let client = match self.certs() {
+            Some(certs) => Client::build_with_tls(self.info()?, certs)?,
+            None => Client::open(self.info()?)?,
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.budget))
+            .set_response_timeout(Some(self.budget))
+            .set_number_of_retries(1);
+        ConnectionManager::new_with_config(client, config).await
+    }
+
+    async fn cluster(&self) -> Result<ClusterConnection, RedisError> {
+        let mut builder = ClusterClientBuilder::new(vec![self.info()?])
+            .connection_timeout(self.budget)
+            .response_timeout(self.budget)
+            .retries(1);
+        if let Some(u) = &self.username {
+            builder = builder.username(u);
+        }
+        if let Some(p) = &self.password {
+            builder = builder.password(p.expose());
+        }
+        if self.tls {
+            builder = builder.tls(redis::cluster::TlsMode::Secure);
+        }
+        if let Some(certs) = self.certs() {
+            builder = builder.certs(certs);
+        }
+        builder.build()?.get_async_connection().await
+    }
+
+    async fn connect(&self) -> Result<Conn, RedisError> {
+        match self.mode {
+            RedisMode::Standalone => Ok(Conn::Single(self.single().await?)),
+            RedisMode::Cluster => Ok(Conn::Cluster(self.cluster().await?)),
+            RedisMode::Auto => {
+                let mut single = self.single().await?;
+                let info: String = redis::cmd("INFO")
+                    .arg("cluster")
+                    .query_async(&mut single)
+                    .await?;
+                if info.contains("cluster_enabled:1") {
+                    Ok(Conn::Cluster(self.cluster().await?))
+                } else {
+                    Ok(Conn::Single(single))
+                }
+            }
+        }
+    }
+
+    async fn run(&self) -> Result<Details, Failure> {
+        if let Err(e) = &self.root_cert {
+            return Err(Failure::new(Stage::Tls, e.clone()));
+        }
+        let mut guard = self.conn.lock().await;
+        let conn = match guard.as_mut() {
+            Some(conn) => conn,
+            None => {
+                let conn = self
+                    .connect()
+                    .await
+                    .map_err(|e| self.explain(&e, Stage::Connect))?;
+                guard.insert(conn)
+            }
+        };
+        match conn {
+            Conn::Single(m) => ping(m).await.map_err(|e| self.explain(&e, Stage::Query))?,
+            Conn::Cluster(c) => {
+                let result = cluster_check(c).await;
+                if result.is_err() {
+                    // Rebuild from the configuration endpoint next time: topology may have moved.
+                    *guard = None;
+                }
+                return result.map_err(|e| match e {
+                    ClusterFault::Redis(e) => self.explain(&e, Stage::Query),
+                    ClusterFault::State(state) => Failure::new(
+                        Stage::Query,
+                        format!("cluster at {}:{} answers PING but reports {state}: slots are not all served", self.host, self.port),
+                    ),
+                });
+            }
+        }
+        Ok(vec![("mode", "standalone".into())])
+    }
+
+    /// Names the Redis error an operator can act on.
+    fn explain(&self, e: &RedisError, stage: Stage) -> Failure {
+        let at = format!("{}:{}", self.host, self.port);
+        let user = self.username.as_deref().unwrap_or("default");
+        match e.code() {
+            Some("NOAUTH") => {
+                return Failure::new(Stage::Auth, format!("NOAUTH: {at} requires a password: set [redis] password (or SUAICLOUDAPP_REDIS_PASSWORD)"))
+            }
+            Some("WRONGPASS") => {
+                return Failure::new(Stage::Auth, format!("WRONGPASS: {at} rejected user '{user}' with this password: check [redis] username and password"))
+            }
+            Some("NOPERM") => {
+                return Failure::new(Stage::Auth, format!("NOPERM: ACL user '{user}' may not run the probe's commands on {at}: allow +ping +info (+cluster|info in cluster mode)"))
+            }
+            _ => {}
+        }
+        if e.kind() == ErrorKind::AuthenticationFailed {
+            return Failure::new(
+                Stage::Auth,
+                format!("authentication failed on {at}: check [redis] username and password"),
+            );
+        }
+        if e.is_connection_refusal() {
+            return Failure::new(Stage::Connect, format!("connection refused by {at}: nothing listens there (wrong port, or Redis is down)"));
+        }
+        if e.is_timeout() {
+            return Failure::new(Stage::Timeout, format!("no answer from {at} within {} ms: check the security group, or the server is paused", self.budget.as_millis()));
+        }
+        let text = e.to_string();
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("unknownissuer") {
+            return Failure::new(Stage::Tls, format!("certificate of {at} not trusted: set [redis] ca_file to the CA that signed it ({text})"));
+        }
+        if lower.contains("invalidcontenttype")
+            || lower.contains("corrupt message")
+            || lower.contains("tls") && self.tls
+        {
+            return Failure::new(
+                Stage::Tls,
+                format!("TLS handshake with {at} failed: is in-transit encryption on? ({text})"),
+            );
+        }
+        if e.is_io_error() || e.kind() == ErrorKind::Io {
+            let hint = if self.tls {
+                ""
+            } else {
+                " (if the server requires TLS, set [redis] tls = true)"
+            };
+            return Failure::new(Stage::Connect, format!("cannot talk to {at}: {text}{hint}"));
+        }
+        Failure::new(stage, format!("{at}: {text}"))
+    }
+}
+
+async fn ping(m: &mut ConnectionManager) -> Result<(), RedisError> {
+    let _: String = redis::cmd("PING").query_async(m).await?;
+    Ok(())
+}
+
+enum ClusterFault {
+    Redis(RedisError),
+    State(String),
+}
+
+async fn cluster_check(c: &mut ClusterConnection) -> Result<Details, ClusterFault> {
+    let _: String = redis::cmd("PING")
+        .query_async(c)
+        .await
+        .map_err(ClusterFault::Redis)?;
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query_async(c)
+        .await
+        .map_err(ClusterFault::Redis)?;
+    let state = info
+        .lines()
+        .find(|l| l.starts_with("cluster_state:"))
+        .unwrap_or("cluster_state:unknown")
+        .trim()
+        .to_string();
+    if state != "cluster_state:ok" {
+        return Err(ClusterFault::State(state));
+    }
+    Ok(vec![("mode", "cluster".into())])
+}
+
+impl Probe for RedisProbe {
+    fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+        async move {
+            match self.run().await {
+                Err(f) if f.stage == Stage::Connect => {
+                    Err(dns_failure(&self.host, self.port).await.unwrap_or(f))
+                }
+                other => other,
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,185 @@
+//! Runs probes so that no page waits past its budget and no flood reaches a backend.
+//!
+//! Three guards, generic over every probe: a timeout over the whole check, single-flight
+//! (concurrent callers share one in-flight check) and a short result cache. The check runs in
+//! its own task, so a caller that goes away does not cancel it for the others.
+
+use super::{Failure, Outcome, Probe, Stage};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+type SharedOutcome = Shared<BoxFuture<'static, Outcome>>;
+
+enum State {
+    Idle,
+    Running(SharedOutcome),
+    Done(Outcome, Instant),
+}
+
+/// The guarded handle to one probe. Cheap to call from every request.
+pub struct ProbeRunner {
+    name: &'static str,
+    probe: Arc<dyn Probe>,
+    cache: Duration,
+    state: Arc<Mutex<State>>,
+}
+
+impl ProbeRunner {
+    /// Wraps a probe with its budget and cache window.
+    pub fn new(name: &'static str, probe: Arc<dyn Probe>, cache: Duration) -> Self {
+        ProbeRunner {
+            name,
+            probe,
+            cache,
+            state: Arc::new(Mutex::new(State::Idle)),
+        }
+    }
+
+    /// The page name (`database`, `redis`...).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The budget every check runs under.
+    pub fn timeout(&self) -> Duration {
+        self.probe.budget()
+    }
+
+    /// A fresh cached outcome, the in-flight one, or a new check: at most one backend call
+    /// per cache window however many callers arrive.
+    pub async fn run(&self) -> Outcome {
+        let shared = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            match &*state {
+                State::Done(outcome, at) if at.elapsed() < self.cache => return outcome.clone(),
+                State::Running(shared) => shared.clone(),
+                _ => {
+                    let shared = self.start();
+                    *state = State::Running(shared.clone());
+                    shared
+                }
+            }
+        };
+        shared.await
+    }
+
+    /// Spawns one bounded check; it stores its own result so the cache fills even if every
+    /// caller has gone.
+    fn start(&self) -> SharedOutcome {
+        let (name, probe, timeout) = (self.name, self.probe.clone(), self.probe.budget());
+        let state = self.state.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let checked_at = SystemTime::now();
+            let result = match tokio::time::timeout(timeout, probe.check()).await {
+                Ok(result) => result,
+                Err(_) => Err(timeout_failure(&probe.target(), timeout)),
+            };
+            let outcome = Outcome {
+                name,
+                result,
+                duration: started.elapsed(),
+                checked_at,
+            };
+            *state.lock().unwrap_or_else(|p| p.into_inner()) =
+                State::Done(outcome.clone(), Instant::now());
+            outcome
+        });
+        async move {
+            task.await.unwrap_or_else(|e| Outcome {
+                name,
+                result: Err(Failure::new(
+                    Stage::Internal,
+                    format!("the {name} probe stopped unexpectedly ({e}); see the log"),
+                )),
+                duration: Duration::ZERO,
+                checked_at: SystemTime::now(),
+            })
+        }
+        .boxed()
+        .shared()
+    }
+}
+
+fn timeout_failure(target: &str, budget: Duration) -> Failure {
+    Failure::new(
+        Stage::Timeout,
+        format!(
+            "no answer from {target} within {} ms: check security groups and network ACLs, or the server is hung",
+            budget.as_millis()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::Details;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        delay: Duration,
+        budget: Duration,
+    }
+
+    impl Probe for Counting {
+        fn target(&self) -> String {
+            "test:1".into()
+        }
+        fn budget(&self) -> Duration {
+            self.budget
+        }
+        fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let delay = self.delay;
+            async move {
+                tokio::time::sleep(delay).await;
+                Ok(vec![])
+            }
+            .boxed()
+        }
+    }
+
+    fn runner(delay_ms: u64, timeout_ms: u64, cache_ms: u64) -> (ProbeRunner, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let probe = Counting {
+            calls: calls.clone(),
+            delay: Duration::from_millis(delay_ms),
+            budget: Duration::from_millis(timeout_ms),
+        };
+        let r = ProbeRunner::new("t", Arc::new(probe), Duration::from_millis(cache_ms));
+        (r, calls)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_share_one_check() {
+        let (r, calls) = runner(100, 1000, 0);
+        let outcomes = futures_util::future::join_all((0..50).map(|_| r.run())).await;
+        assert!(outcomes.iter().all(Outcome::is_ok));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn result_is_cached_for_the_window_then_refreshed() {
+        let (r, calls) = runner(1, 1000, 500);
+        r.run().await;
+        r.run().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        r.run().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_check_times_out_with_the_target_named() {
+        let (r, _) = runner(60_000, 200, 0);
+        let o = r.run().await;
+        let f = o.result.unwrap_err();
+        assert_eq!(f.stage, Stage::Timeout);
+        assert!(f.cause.contains("test:1 within 200 ms"), "{}", f.cause);
+        assert!(o.duration < Duration::from_millis(300));
+    }
+}

@@ -1,0 +1,107 @@
+//! `/s3`: HeadBucket on the configured bucket (least privilege: `s3:ListBucket`).
+//!
+//! Knows S3's answers to HeadBucket: 403 (IAM), 404 (no bucket), 301 (bucket in another
+//! region, named by the `x-amz-bucket-region` header).
+
+use super::{Details, Failure, Probe, Stage};
+use crate::aws::{self, AwsContext};
+use crate::config::S3Config;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::Client;
+use futures_util::future::{BoxFuture, FutureExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Probes one bucket with a client built on first use and kept.
+pub struct S3Probe {
+    bucket: String,
+    budget: Duration,
+    aws: Arc<AwsContext>,
+    client: OnceCell<(Client, String)>,
+}
+
+impl S3Probe {
+    /// Remembers the bucket; the client is built on the first check.
+    pub fn new(cfg: &S3Config, budget: Duration, aws: Arc<AwsContext>) -> S3Probe {
+        S3Probe {
+            bucket: cfg.bucket.to_string(),
+            budget,
+            aws,
+            client: OnceCell::new(),
+        }
+    }
+
+    async fn client(&self) -> &(Client, String) {
+        self.client
+            .get_or_init(|| async {
+                let sdk = self.aws.sdk().await;
+                // Emulators (and VPC interface endpoints) want path-style addressing.
+                let conf = aws_sdk_s3::config::Builder::from(sdk)
+                    .timeout_config(aws::timeouts(self.budget))
+                    .force_path_style(sdk.endpoint_url().is_some())
+                    .build();
+                (Client::from_conf(conf), aws::region_of(sdk))
+            })
+            .await
+    }
+
+    async fn head_bucket(&self) -> Result<Details, Failure> {
+        let (client, region) = self.client().await;
+        match client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(out) => Ok(vec![
+                ("bucket", self.bucket.clone()),
+                ("region", out.bucket_region().unwrap_or(region).to_string()),
+            ]),
+            Err(err) => Err(self.explain(&err, region)),
+        }
+    }
+
+    fn explain<E>(
+        &self,
+        err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+        region: &str,
+    ) -> Failure
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let b = &self.bucket;
+        let Some(raw) = err.raw_response() else {
+            return aws::failure(err, &format!("s3:ListBucket on arn:aws:s3:::{b}"));
+        };
+        let other_region = raw
+            .headers()
+            .get("x-amz-bucket-region")
+            .filter(|r| *r != region)
+            .map(str::to_string);
+        match (raw.status().as_u16(), other_region) {
+            (301 | 400, Some(r)) => Failure::new(
+                Stage::Request,
+                format!("bucket {b} is in region {r}, not {region}: set [aws] region = \"{r}\""),
+            ),
+            (403, _) => Failure::new(
+                Stage::Auth,
+                format!("access denied to bucket {b}: the instance role needs s3:ListBucket on arn:aws:s3:::{b}"),
+            ),
+            (404, _) => Failure::new(
+                Stage::Request,
+                format!("no such bucket {b} (as seen from region {region}): check [s3] bucket"),
+            ),
+            _ => aws::failure(err, &format!("s3:ListBucket on arn:aws:s3:::{b}")),
+        }
+    }
+}
+
+impl Probe for S3Probe {
+    fn target(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
+    fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+        self.head_bucket().boxed()
+    }
+}

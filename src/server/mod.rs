@@ -1,0 +1,121 @@
+//! The listener: accepts connections, caps how many are open, times out slow request heads,
+//! logs one line per request, and drains in-flight requests on shutdown.
+
+pub mod render;
+pub mod routes;
+
+use crate::config::{LogsConfig, ServerConfig};
+use crate::probes::Registry;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+/// What the pages need: the probes and the log settings. Built once, shared by every request.
+pub struct App {
+    pub registry: Registry,
+    pub logs: LogsConfig,
+}
+
+/// Largest request head accepted; a larger one gets 431 from hyper.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Serves until `shutdown` resolves, then stops accepting and lets open requests finish
+/// within the grace period.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    cfg: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    // Caps open connections: past it a client gets a 503 at once instead of queueing forever.
+    let permits = Arc::new(Semaphore::new(cfg.max_connections.get()));
+    // Counts refusals so the log reports the cap without one line per refused connection.
+    let refused = Arc::new(AtomicU64::new(0));
+    // Tracks every connection so shutdown can wait for in-flight requests.
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_timeout_ms.duration())
+        .max_buf_size(MAX_HEAD_BYTES);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuse(stream, peer, cfg.max_connections.get(), &refused);
+            continue;
+        };
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req, peer).await) }
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    info!("shutting down: no longer accepting, draining open connections");
+    let grace = cfg.shutdown_grace_ms.duration();
+    tokio::select! {
+        () = graceful.shutdown() => info!("all connections closed"),
+        () = tokio::time::sleep(grace) => warn!(grace_ms = grace.as_millis() as u64, "grace period over; exiting with connections still open"),
+    }
+}
+
+/// Runs the router and writes the access line.
+async fn handle<B>(app: &App, req: Request<B>, peer: SocketAddr) -> hyper::Response<render::Body> {
+    let started = Instant::now();
+    let resp = routes::route(app, &req).await;
+    info!(
+        target: "suaicloudapp::access",
+        method = %req.method(),
+        path = %req.uri().path(),
+        status = resp.status().as_u16(),
+        latency_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+        peer = %peer,
+        "request"
+    );
+    resp
+}
+
+/// Answers a connection over the cap with a bare 503 and closes it.
+fn refuse(mut stream: TcpStream, peer: SocketAddr, cap: usize, refused: &AtomicU64) {
+    let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
+    if n == 1 || n.is_power_of_two() {
+        warn!(%peer, cap, refused_total = n, "connection limit reached; answering 503");
+    }
+    tokio::spawn(async move {
+        const BODY: &str = "connection limit reached\n";
+        let head = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncache-control: no-store\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+            BODY.len()
+        );
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), stream.write_all(head.as_bytes())).await;
+    });
+}

@@ -1,0 +1,298 @@
+//! Test harness: start the real binary on a free port, talk raw HTTP/1.1 to it, and read the
+//! endpoints of the project's test environment (`scripts/test-env.sh up` writes them).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_suaicloudapp");
+
+/// Endpoints of the running test environment. Panics (never skips) when it is not up.
+pub fn test_env() -> HashMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".test-env/env");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "the test environment is not up ({} missing): run `scripts/test-env.sh up` (make test does)",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect()
+}
+
+/// One value from the test environment.
+pub fn env_var(key: &str) -> String {
+    test_env().remove(key).unwrap_or_else(|| {
+        panic!("{key} missing from .test-env/env: re-run scripts/test-env.sh up")
+    })
+}
+
+/// A fresh directory under target/ for one test's config and log file.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_u64()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_u64() -> u128 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish() as u128
+}
+
+/// A config whose server listens on an ephemeral loopback port.
+pub fn server_section() -> String {
+    "[server]\nhost = \"127.0.0.1\"\nport = 0\n".to_string()
+}
+
+/// The running binary.
+pub struct App {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl App {
+    /// Writes `config` to a scratch dir and starts `suaicloudapp` there with AWS pointed at
+    /// nothing real (instance metadata off, dummy keys): tests never leave loopback.
+    pub fn start(name: &str, config: &str) -> App {
+        Self::start_with(name, config, &[])
+    }
+
+    /// As [`App::start`], with extra environment variables.
+    pub fn start_with(name: &str, config: &str, envs: &[(&str, &str)]) -> App {
+        let dir = scratch_dir(name);
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn suaicloudapp");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    if let (Some(t), Some(Ok(a))) = (
+                        tx.take(),
+                        addr.split_whitespace().next().map(str::parse::<SocketAddr>),
+                    ) {
+                        let _ = t.send(a);
+                    }
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("suaicloudapp did not start: {}", stderr.lock().unwrap());
+            }
+        };
+        App {
+            child,
+            addr,
+            dir,
+            stderr,
+        }
+    }
+
+    /// GET a path.
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[])
+    }
+
+    /// Any method, with extra headers.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            raw.push_str(&format!("{k}: {v}\r\n"));
+        }
+        raw.push_str("\r\n");
+        send_raw(self.addr, raw.as_bytes())
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        signal(self.child.id(), "TERM");
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "suaicloudapp did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log file the app writes (`output.log` in its working directory).
+    pub fn log_file(&self) -> String {
+        std::fs::read_to_string(self.dir.join("output.log")).unwrap_or_default()
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a signal by name with kill(1): no unsafe code in tests.
+pub fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid} failed");
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub elapsed: Duration,
+}
+
+impl Resp {
+    /// A header value by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Writes raw bytes and reads the response until the server closes (Connection: close).
+pub fn send_raw(addr: SocketAddr, raw: &[u8]) -> Resp {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(addr).expect("connect to suaicloudapp");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let elapsed = started.elapsed();
+    parse(&buf, elapsed)
+}
+
+fn parse(buf: &[u8], elapsed: Duration) -> Resp {
+    let text = String::from_utf8_lossy(buf).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete response: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: body.to_string(),
+        elapsed,
+    }
+}
+
+/// A TCP listener that accepts connections and never answers: a hung server.
+pub struct HungServer {
+    pub port: u16,
+    keep: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl HungServer {
+    /// Binds 127.0.0.1 on a free port; accepted sockets are held open, silent.
+    pub fn start() -> HungServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let keep = Arc::new(Mutex::new(Vec::new()));
+        let k = keep.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                k.lock().unwrap().push(s);
+            }
+        });
+        HungServer { port, keep }
+    }
+
+    /// How many connections it has accepted (and is holding silent).
+    pub fn accepted(&self) -> usize {
+        self.keep.lock().unwrap().len()
+    }
+}
+
+/// A loopback port with nothing listening (bound then released).
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A host name that fails to resolve without any DNS traffic leaving the machine: a label
+/// over 63 bytes is refused by the resolver library before any query is sent.
+pub fn unresolvable_host() -> String {
+    format!("{}.invalid", "x".repeat(70))
+}
+
+/// Polls `f` until it returns true or `limit` passes; returns whether it did.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}

@@ -1,0 +1,311 @@
+//! The core binary: /health, routing, /logs, config errors, CLI, SIGTERM drain.
+
+mod common;
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+fn app(name: &str, extra: &str) -> App {
+    App::start(name, &format!("{}{extra}", server_section()))
+}
+
+#[test]
+fn health_get_and_head() {
+    let a = app("health", "");
+    let r = a.get("/health");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, "healthy");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let h = a.request("HEAD", "/health", &[]);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.body, "", "HEAD has no body");
+    assert_eq!(h.header("content-length"), Some("7"));
+}
+
+#[test]
+fn health_never_touches_a_backend() {
+    // Every backend points at a hung server: /health must still answer at once.
+    let hung = HungServer::start();
+    let p = hung.port;
+    let a = app(
+        "health-hung",
+        &format!("[database]\nhost=\"127.0.0.1\"\nport={p}\nuser=\"u\"\ndbname=\"d\"\n[redis]\nhost=\"127.0.0.1\"\nport={p}\n"),
+    );
+    let r = a.get("/health");
+    assert_eq!((r.status, r.body.as_str()), (200, "healthy"));
+    assert!(r.elapsed < Duration::from_millis(500), "{:?}", r.elapsed);
+}
+
+#[test]
+fn unknown_path_wrong_method_and_unconfigured_section() {
+    let a = app("routes", "");
+    let r = a.get("/nope");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let r = a.request("POST", "/health", &[("Content-Length", "0")]);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    for page in ["database", "redis", "s3", "dynamodb"] {
+        let r = a.get(&format!("/{page}"));
+        assert_eq!(r.status, 404, "{page}");
+        assert!(r.body.starts_with("not configured"), "{page}: {}", r.body);
+        assert!(r.body.contains(&format!("[{page}]")), "{}", r.body);
+    }
+}
+
+#[test]
+fn logs_show_request_lines_tail_and_cap() {
+    let a = app("logs", "[logs]\nmax_lines = 5\n");
+    for i in 0..10 {
+        assert_eq!(a.get(&format!("/health?n={i}")).status, 200);
+    }
+    let r = a.get("/logs");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.body.lines().count(), 5, "capped at max_lines: {}", r.body);
+    let r = a.get("/logs?lines=2");
+    let lines: Vec<&str> = r.body.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.body);
+    assert!(
+        lines[1].contains("path=/logs") && lines[1].contains("status=200"),
+        "{}",
+        r.body
+    );
+    assert!(
+        lines[0].contains("method=GET path=/health status=200"),
+        "{}",
+        r.body
+    );
+    assert!(
+        lines[0].contains("latency_ms=") && lines[0].contains("peer=127.0.0.1:"),
+        "{}",
+        r.body
+    );
+    // The same lines are in output.log in the working directory and on stderr.
+    assert!(a.log_file().contains("path=/health status=200"));
+    assert!(a.stderr().contains("path=/health status=200"));
+    for bad in [
+        "/logs?lines=abc",
+        "/logs?lines=0",
+        "/logs?lines=-3",
+        "/logs?x=1",
+        "/logs?lines=1&lines=2",
+    ] {
+        assert_eq!(a.get(bad).status, 400, "{bad}");
+    }
+}
+
+#[test]
+fn logs_token_is_required_when_set_and_never_logged() {
+    let token = "tok-Very-Secret-42";
+    let a = app("logs-token", &format!("[logs]\ntoken = \"{token}\"\n"));
+    let r = a.get("/logs");
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    assert_eq!(
+        a.request("GET", "/logs", &[("Authorization", "Bearer wrong")])
+            .status,
+        401
+    );
+    let ok = a.request(
+        "GET",
+        "/logs",
+        &[("Authorization", &format!("Bearer {token}"))],
+    );
+    assert_eq!(ok.status, 200);
+    assert!(ok.body.contains("status=401"));
+    assert!(
+        !ok.body.contains(token) && !a.log_file().contains(token) && !a.stderr().contains(token)
+    );
+}
+
+#[test]
+fn logs_can_be_disabled() {
+    let a = app("logs-off", "[logs]\nenabled = false\n");
+    let r = a.get("/logs");
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("disabled"));
+}
+
+#[test]
+fn log_file_path_is_configurable() {
+    let a = app("logs-path", "[logs]\nfile = \"custom.log\"\n");
+    a.get("/health");
+    assert!(common::eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(a.dir.join("custom.log"))
+            .unwrap_or_default()
+            .contains("path=/health")
+    }));
+}
+
+#[test]
+fn slow_request_head_is_dropped_after_header_timeout() {
+    use std::io::{Read, Write};
+    let a = app("slowloris", "header_timeout_ms = 300\n");
+    let mut s = std::net::TcpStream::connect(a.addr).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed by the server, not our timeout"
+    );
+    // Others are still served.
+    assert_eq!(a.get("/health").status, 200);
+}
+
+#[test]
+fn connections_over_the_cap_get_503() {
+    let a = app("cap", "max_connections = 2\nheader_timeout_ms = 5000\n");
+    let _held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(a.addr).unwrap())
+        .collect();
+    // Give the server a moment to accept both held connections: poll until refusal shows.
+    assert!(eventually(Duration::from_secs(5), || a
+        .get("/health")
+        .status
+        == 503));
+    let r = a.get("/health");
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("connection limit"));
+    assert!(a.stderr().contains("connection limit reached"));
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    let hung = HungServer::start();
+    let a = app(
+        "drain",
+        &format!(
+            "[redis]\nhost=\"127.0.0.1\"\nport={}\ntimeout_ms=1500\n",
+            hung.port
+        ),
+    );
+    let addr = a.addr;
+    let inflight = std::thread::spawn(move || {
+        send_raw(
+            addr,
+            b"GET /redis HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    });
+    // The request is in flight once the probe has connected to the hung server.
+    assert!(eventually(Duration::from_secs(5), || hung.accepted() > 0));
+    let mut a = a;
+    a.terminate();
+    let r = inflight.join().unwrap();
+    assert_eq!(r.status, 503, "the in-flight request completed: {}", r.body);
+    assert!(r.body.starts_with("ERROR: timeout:"), "{}", r.body);
+    let status = a.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    // After exit, the log holds the drained request and the final line: it was flushed.
+    let log = a.log_file();
+    assert!(log.contains("path=/redis status=503"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    // And nothing is accepted any more.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+fn run_cli(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SUAICLOUDAPP_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn the_root_config_toml_validates_and_show_masks_its_password() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (code, out, _) = run_cli(&["config", "validate"], root);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run_cli(&["config", "show"], root);
+    assert_eq!(code, 0);
+    assert!(out.contains("password = \"***\""), "{out}");
+    assert!(!out.contains("change-me-please"), "{out}");
+    assert!(
+        out.contains("header_timeout_ms = 5000"),
+        "defaults filled in: {out}"
+    );
+}
+
+#[test]
+fn bad_configs_exit_2_with_file_line_column_and_serve_nothing() {
+    let dir = scratch_dir("badcfg");
+    let cases = [
+        ("[server]\nport = = 1\n", "config.toml:2:8: "),
+        ("[server]\nport = \"x\"\n", "config.toml:2:8: invalid type"),
+        ("[server]\nprot = 1\n", "did you mean `port`?"),
+        (
+            "[redis]\nhost = \"r\"\nport = 99999\n",
+            "config.toml:3:8: port must be between 1 and 65535",
+        ),
+        (
+            "[database]\nhost = \"\"\nuser = \"u\"\ndbname = \"d\"\n",
+            "config.toml:2:8: host must not be empty",
+        ),
+    ];
+    for (text, want) in cases {
+        std::fs::write(dir.join("config.toml"), text).unwrap();
+        for args in [&["config", "validate"][..], &[][..]] {
+            let (code, _, err) = run_cli(args, &dir);
+            assert_eq!(code, 2, "{text:?} {args:?}: {err}");
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "one message: {err}");
+        }
+    }
+    let (code, _, err) = run_cli(&["--config", "missing.toml"], &dir);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("missing.toml: cannot read the config: no such file"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("output.log").exists(),
+        "nothing started on a bad config"
+    );
+}
+
+#[test]
+fn help_and_version_are_useful_and_secret_free() {
+    let dir = scratch_dir("help");
+    std::fs::write(
+        dir.join("config.toml"),
+        "[database]\nhost=\"h\"\nuser=\"u\"\npassword=\"pw-in-file-77\"\ndbname=\"d\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = run_cli(&["--help"], &dir);
+    assert_eq!(code, 0);
+    for word in [
+        "serve",
+        "check",
+        "config",
+        "--config",
+        "SUAICLOUDAPP_DATABASE_PASSWORD",
+        "/health",
+    ] {
+        assert!(out.contains(word), "--help mentions {word}: {out}");
+    }
+    assert!(!out.contains("pw-in-file-77"));
+    let (code, out, _) = run_cli(&["--version"], &dir);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("suaicloudapp {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn seed_launch_line_reads_config_toml_in_the_working_directory() {
+    // `./suaicloudapp` with no arguments: the seed's way of starting it.
+    let a = App::start("seedlaunch", "[server]\nhost = \"127.0.0.1\"\nport = 0\n");
+    assert_eq!(a.get("/health").body, "healthy");
+}
