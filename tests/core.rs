@@ -60,10 +60,19 @@ fn logs_show_request_lines_tail_and_cap() {
     for i in 0..10 {
         assert_eq!(a.get(&format!("/health?n={i}")).status, 200);
     }
+    // The file writer is non-blocking: wait until all ten lines have landed.
+    assert!(eventually(Duration::from_secs(5), || a
+        .log_file()
+        .matches("path=/health")
+        .count()
+        == 10));
     let r = a.get("/logs");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(r.body.lines().count(), 5, "capped at max_lines: {}", r.body);
+    assert!(eventually(Duration::from_secs(5), || a
+        .log_file()
+        .contains("path=/logs")));
     let r = a.get("/logs?lines=2");
     let lines: Vec<&str> = r.body.lines().collect();
     assert_eq!(lines.len(), 2, "{}", r.body);

@@ -173,6 +173,19 @@ pub enum MysqlTls {
     VerifyIdentity,
 }
 
+impl MysqlTls {
+    /// The config spelling, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MysqlTls::Disabled => "disabled",
+            MysqlTls::Preferred => "preferred",
+            MysqlTls::Required => "required",
+            MysqlTls::VerifyCa => "verify-ca",
+            MysqlTls::VerifyIdentity => "verify-identity",
+        }
+    }
+}
+
 /// `[redis]`: a standalone Redis or an ElastiCache (cluster mode) endpoint.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

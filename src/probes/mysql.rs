@@ -130,8 +130,8 @@ impl Staged {
             Error::Driver(DriverError::NoClientSslFlagFromServer) => Failure::new(
                 Stage::Tls,
                 format!(
-                    "{at} does not offer TLS but [database] tls = {:?} requires it",
-                    p.tls
+                    "{at} does not offer TLS but [database] tls = \"{}\" requires it",
+                    p.tls.as_str()
                 ),
             ),
             Error::Io(IoError::Tls(e)) => tls_failure(&e.to_string(), &at),
@@ -153,6 +153,11 @@ impl Staged {
 fn server_failure(code: u16, message: &str, p: &MysqlProbe) -> Failure {
     let (u, db) = (&p.user, &p.dbname);
     match code {
+        // MariaDB also answers 1045 to a plain connection when it requires secure transport.
+        1045 if p.tls == MysqlTls::Disabled => Failure::new(
+            Stage::Auth,
+            format!("access denied for user '{u}': wrong user or password, or the server requires TLS and [database] tls = \"disabled\""),
+        ),
         1045 => Failure::new(
             Stage::Auth,
             format!("access denied for user '{u}' (wrong user or password, or the user may not connect from this host): check [database] user and password"),
@@ -187,6 +192,10 @@ fn tls_failure(text: &str, at: &str) -> Failure {
 
 fn io_failure(e: &std::io::Error, at: &str, connecting: bool) -> Failure {
     use std::io::ErrorKind::*;
+    let text = e.to_string();
+    if text.contains("certificate") || text.contains("UnknownIssuer") {
+        return tls_failure(&text, at);
+    }
     match e.kind() {
         ConnectionRefused => Failure::new(
             Stage::Connect,

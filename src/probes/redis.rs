@@ -193,10 +193,8 @@ impl RedisProbe {
             _ => {}
         }
         if e.kind() == ErrorKind::AuthenticationFailed {
-            return Failure::new(
-                Stage::Auth,
-                format!("authentication failed on {at}: check [redis] username and password"),
-            );
+            // redis-rs reports a rejected AUTH (the server's WRONGPASS) with this kind.
+            return Failure::new(Stage::Auth, format!("WRONGPASS: {at} rejected user '{user}' with this password: check [redis] username and password"));
         }
         if e.is_connection_refusal() {
             return Failure::new(Stage::Connect, format!("connection refused by {at}: nothing listens there (wrong port, or Redis is down)"));
