@@ -8,7 +8,8 @@ use crate::probes::{Failure, Stage};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -64,39 +65,127 @@ pub fn region_of(sdk: &SdkConfig) -> String {
         .unwrap_or_else(|| "(no region)".into())
 }
 
+/// Where a client sends its requests and how long a call may take, for messages.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The `endpoint_url` override, or "the S3 endpoint of eu-west-1".
+    pub label: String,
+    /// True when the address came from `[aws] endpoint_url` or `AWS_ENDPOINT_URL`.
+    pub overridden: bool,
+    pub budget: Duration,
+}
+
+impl Endpoint {
+    /// Describes the endpoint `service` (as in "S3", "DynamoDB") resolves to under `sdk`.
+    pub fn new(sdk: &SdkConfig, service: &str, budget: Duration) -> Endpoint {
+        match sdk.endpoint_url() {
+            Some(url) => Endpoint {
+                label: url.to_string(),
+                overridden: true,
+                budget,
+            },
+            None => Endpoint {
+                label: format!("the {service} endpoint of {}", region_of(sdk)),
+                overridden: false,
+                budget,
+            },
+        }
+    }
+
+    /// What to check when the endpoint cannot be reached.
+    fn route_hint(&self) -> &'static str {
+        if self.overridden {
+            "check [aws] endpoint_url (or AWS_ENDPOINT_URL)"
+        } else {
+            "check the VPC endpoint or NAT route and security groups"
+        }
+    }
+}
+
+/// The error code AWS answered with: from the SDK's parsed metadata or, when the body is the
+/// XML shape the SDK did not expect (moto's DynamoDB denial), from its `<Code>` element.
+pub fn error_code<E>(err: &SdkError<E, HttpResponse>) -> Option<String>
+where
+    E: ProvideErrorMetadata,
+{
+    err.code()
+        .map(str::to_string)
+        .or_else(|| xml_element(err, "Code"))
+}
+
+fn error_message<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata,
+{
+    err.message()
+        .map(str::to_string)
+        .or_else(|| xml_element(err, "Message"))
+        .map(|m| short(&m))
+        .unwrap_or_default()
+}
+
+/// The text of the first `<name>` element of an error body, if the body is XML.
+fn xml_element<E>(err: &SdkError<E, HttpResponse>, name: &str) -> Option<String> {
+    let body = err.raw_response()?.body().bytes()?;
+    let text = std::str::from_utf8(body).ok()?;
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let len = text[start..].find(&format!("</{name}>"))?;
+    let value = text[start..start + len].trim();
+    (!value.is_empty() && value.len() <= 200).then(|| value.to_string())
+}
+
 /// Turns any SDK error into a staged failure. `needs` names the IAM permission and resource,
 /// as in "s3:ListBucket on arn:aws:s3:::bucket", for the access-denied message.
-pub fn failure<E, R>(err: &SdkError<E, R>, needs: &str) -> Failure
+pub fn failure<E>(err: &SdkError<E, HttpResponse>, needs: &str, endpoint: &Endpoint) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    match err {
-        SdkError::ServiceError(_) => {
-            let code = err.code().unwrap_or("");
-            let msg = err.message().unwrap_or("");
-            if is_denied(code) {
-                Failure::new(
-                    Stage::Auth,
-                    format!(
-                        "access denied ({code}): the instance role needs {needs}; {}",
-                        short(msg)
-                    ),
-                )
-            } else if is_bad_credentials(code) {
-                Failure::new(
-                    Stage::Auth,
-                    format!("the AWS credentials were rejected ({code}): check the instance profile or AWS_ACCESS_KEY_ID; {}", short(msg)),
-                )
-            } else {
-                Failure::new(Stage::Request, format!("{code}: {}", short(msg)))
-            }
-        }
-        SdkError::TimeoutError(_) => Failure::new(
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = error_code(err);
+    let msg = error_message(err);
+    let tail = if msg.is_empty() {
+        String::new()
+    } else {
+        format!("; {msg}")
+    };
+    if let Some(c) = code.as_deref().filter(|c| is_clock_skew(c, &msg)) {
+        return Failure::new(
+            Stage::Auth,
+            format!("AWS refused the request time ({c}): the instance clock is off; check chrony/NTP{tail}"),
+        );
+    }
+    if let Some(c) = code.as_deref().filter(|c| is_bad_credentials(c)) {
+        return Failure::new(
+            Stage::Auth,
+            format!("the AWS credentials were rejected ({c}): check the instance profile or AWS_ACCESS_KEY_ID{tail}"),
+        );
+    }
+    if code.as_deref().map_or(status == Some(403), is_denied) {
+        let c = code.unwrap_or_else(|| "HTTP 403".into());
+        return Failure::new(
+            Stage::Auth,
+            format!("access denied ({c}): the instance role needs {needs}{tail}"),
+        );
+    }
+    match (err, status) {
+        (SdkError::TimeoutError(_), _) => Failure::new(
             Stage::Timeout,
-            "no answer from the AWS endpoint in time: check the VPC endpoint or NAT route and security groups",
+            format!(
+                "no answer from {} within {} ms: {}",
+                endpoint.label,
+                endpoint.budget.as_millis(),
+                endpoint.route_hint()
+            ),
         ),
-        _ => transport_failure(&DisplayErrorContext(err).to_string()),
+        (SdkError::ServiceError(_), _) | (_, Some(_)) => {
+            let c = code.unwrap_or_else(|| format!("HTTP {}", status.unwrap_or(0)));
+            Failure::new(
+                Stage::Request,
+                format!("{} answered {c}{tail}", endpoint.label),
+            )
+        }
+        _ => transport_failure(&chain(err), endpoint),
     }
 }
 
@@ -105,44 +194,87 @@ pub fn is_denied(code: &str) -> bool {
     matches!(code, "AccessDenied" | "AccessDeniedException" | "Forbidden")
 }
 
-fn is_bad_credentials(code: &str) -> bool {
+/// A signature refused because of the clock, not the keys (S3 sends a 403 for it).
+fn is_clock_skew(code: &str, msg: &str) -> bool {
+    matches!(code, "RequestTimeTooSkewed" | "RequestExpired")
+        || (code == "InvalidSignatureException" && msg.contains("Signature expired"))
+}
+
+/// Codes that mean the keys themselves are wrong, expired or unknown (not a missing permission).
+pub fn is_bad_credentials(code: &str) -> bool {
     matches!(
         code,
         "InvalidAccessKeyId"
             | "InvalidClientTokenId"
             | "UnrecognizedClientException"
             | "SignatureDoesNotMatch"
+            | "InvalidSignatureException"
             | "ExpiredToken"
             | "ExpiredTokenException"
             | "InvalidToken"
     )
 }
 
+/// The Display text of an error and its sources, joined on one line, repeats dropped.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// Classifies a failure that happened before an AWS answer arrived, from the error chain text.
-fn transport_failure(chain: &str) -> Failure {
+fn transport_failure(chain: &str, endpoint: &Endpoint) -> Failure {
     let lower = chain.to_ascii_lowercase();
-    let (stage, hint) = if lower.contains("credential") {
-        (Stage::Auth, "no AWS credentials could be loaded: attach an instance profile (IAM role) or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    let ep = &endpoint.label;
+    let (stage, what) = if lower.contains("credential") {
+        (Stage::Auth, "no AWS credentials could be loaded: attach an instance profile (IAM role) or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".to_string())
     } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
-        (Stage::Dns, "cannot resolve the AWS endpoint: check the region, the endpoint URL and the VPC's DNS settings")
-    } else if lower.contains("certificate") || lower.contains("tls") {
-        (Stage::Tls, "TLS to the AWS endpoint failed: check the system CA bundle and any TLS-intercepting proxy")
+        let check = if endpoint.overridden {
+            "check [aws] endpoint_url (or AWS_ENDPOINT_URL) and the VPC's DNS settings"
+        } else {
+            "check [aws] region and the VPC's DNS settings"
+        };
+        (
+            Stage::Dns,
+            format!("cannot resolve the host of {ep}: {check}"),
+        )
     } else if lower.contains("refused") {
         (
             Stage::Connect,
-            "connection to the AWS endpoint refused: check the endpoint URL",
+            format!("connection to {ep} refused: {}", endpoint.route_hint()),
+        )
+    } else if lower.contains("certificate") || lower.contains("tls") {
+        (
+            Stage::Tls,
+            format!(
+                "TLS to {ep} failed: check the system CA bundle and any TLS-intercepting proxy"
+            ),
         )
     } else if lower.contains("timed out") || lower.contains("timeout") {
-        (Stage::Timeout, "the AWS endpoint did not answer in time: check the VPC endpoint or NAT route and security groups")
+        (
+            Stage::Timeout,
+            format!(
+                "no answer from {ep} within {} ms: {}",
+                endpoint.budget.as_millis(),
+                endpoint.route_hint()
+            ),
+        )
     } else if lower.contains("region") {
         (
             Stage::Request,
-            "no AWS region: set [aws] region or AWS_REGION",
+            "no AWS region: set [aws] region or AWS_REGION".to_string(),
         )
     } else {
-        (Stage::Request, "the request to AWS failed")
+        (Stage::Request, format!("the request to {ep} failed"))
     };
-    Failure::new(stage, format!("{hint} ({})", short(chain)))
+    Failure::new(stage, format!("{what} ({})", short(chain)))
 }
 
 /// Keeps an upstream message to one short line.
@@ -152,5 +284,73 @@ fn short(s: &str) -> String {
         one_line.chars().take(300).collect::<String>() + "..."
     } else {
         one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(budget_ms: u64) -> Endpoint {
+        Endpoint {
+            label: "http://127.0.0.1:9".into(),
+            overridden: true,
+            budget: Duration::from_millis(budget_ms),
+        }
+    }
+
+    #[test]
+    fn transport_errors_are_staged_and_name_the_endpoint() {
+        let f = transport_failure(
+            "dispatch failure: io error: tcp connect error: Connection refused (os error 111)",
+            &local(500),
+        );
+        assert_eq!(f.stage, Stage::Connect);
+        assert!(
+            f.cause
+                .starts_with("connection to http://127.0.0.1:9 refused: check [aws] endpoint_url"),
+            "{}",
+            f.cause
+        );
+        let f = transport_failure(
+            "dns error: failed to lookup address information",
+            &local(500),
+        );
+        assert_eq!(f.stage, Stage::Dns);
+        let f = transport_failure("io error: operation timed out", &local(500));
+        assert_eq!(f.stage, Stage::Timeout);
+        assert!(f.cause.contains("within 500 ms"), "{}", f.cause);
+    }
+
+    #[test]
+    fn clock_skew_is_not_mistaken_for_bad_keys() {
+        assert!(is_clock_skew("RequestTimeTooSkewed", ""));
+        assert!(is_clock_skew(
+            "InvalidSignatureException",
+            "Signature expired: 20250101T000000Z is now earlier than ..."
+        ));
+        assert!(!is_clock_skew(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match"
+        ));
+        assert!(is_bad_credentials("InvalidSignatureException"));
+    }
+
+    #[test]
+    fn chain_joins_sources_without_repeats() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("dispatch failure")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("Connection refused"));
+        assert_eq!(chain(&e), "dispatch failure: Connection refused");
     }
 }

@@ -28,8 +28,16 @@ pub struct DynamoProbe {
     mode: DynamoMode,
     budget: Duration,
     aws: Arc<AwsContext>,
-    client: OnceCell<(Client, String)>,
-    described: Mutex<Option<(Instant, Failure)>>,
+    client: OnceCell<Built>,
+    /// The last DescribeTable explanation, with when and for which error code it was made.
+    described: Mutex<Option<(Instant, String, Failure)>>,
+}
+
+/// The client plus what messages need to know about where it goes.
+struct Built {
+    client: Client,
+    region: String,
+    endpoint: aws::Endpoint,
 }
 
 impl DynamoProbe {
@@ -46,21 +54,26 @@ impl DynamoProbe {
         }
     }
 
-    async fn client(&self) -> &(Client, String) {
+    async fn client(&self) -> &Built {
         self.client
             .get_or_init(|| async {
                 let sdk = self.aws.sdk().await;
                 let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
                     .timeout_config(aws::timeouts(self.budget))
                     .build();
-                (Client::from_conf(conf), aws::region_of(sdk))
+                Built {
+                    client: Client::from_conf(conf),
+                    region: aws::region_of(sdk),
+                    endpoint: aws::Endpoint::new(sdk, "DynamoDB", self.budget),
+                }
             })
             .await
     }
 
     async fn run(&self) -> Result<Details, Failure> {
-        let (client, region) = self.client().await;
-        let read = client
+        let built = self.client().await;
+        let read = built
+            .client
             .get_item()
             .table_name(&self.table)
             .key(&self.key, AttributeValue::S(SENTINEL_KEY.into()))
@@ -69,10 +82,10 @@ impl DynamoProbe {
             .send()
             .await;
         if let Err(err) = read {
-            return Err(self.explain(client, region, &err, "GetItem").await);
+            return Err(self.explain(built, &err, "GetItem").await);
         }
         if self.mode == DynamoMode::Write {
-            self.write_cycle(client, region).await?;
+            self.write_cycle(built).await?;
         }
         Ok(vec![
             ("table", self.table.clone()),
@@ -81,7 +94,8 @@ impl DynamoProbe {
     }
 
     /// Put, consistent read-back, delete: proves writes land and are readable.
-    async fn write_cycle(&self, client: &Client, region: &str) -> Result<(), Failure> {
+    async fn write_cycle(&self, built: &Built) -> Result<(), Failure> {
+        let client = &built.client;
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -96,7 +110,7 @@ impl DynamoProbe {
             .send()
             .await
         {
-            return Err(self.explain(client, region, &e, "PutItem").await);
+            return Err(self.explain(built, &e, "PutItem").await);
         }
         let got = match client
             .get_item()
@@ -107,7 +121,7 @@ impl DynamoProbe {
             .await
         {
             Ok(out) => out,
-            Err(e) => return Err(self.explain(client, region, &e, "GetItem").await),
+            Err(e) => return Err(self.explain(built, &e, "GetItem").await),
         };
         let read_back = got
             .item()
@@ -129,67 +143,64 @@ impl DynamoProbe {
             .send()
             .await
         {
-            return Err(self.explain(client, region, &e, "DeleteItem").await);
+            return Err(self.explain(built, &e, "DeleteItem").await);
         }
         Ok(())
     }
 
     async fn explain<E>(
         &self,
-        client: &Client,
-        region: &str,
+        built: &Built,
         err: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
         action: &str,
     ) -> Failure
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let arn = format!("arn:aws:dynamodb:{region}:*:table/{}", self.table);
-        let needs = format!("dynamodb:{action} on {arn}");
-        let status = err.raw_response().map(|r| r.status().as_u16());
-        match (err.code(), status) {
-            (_, Some(403)) => Failure::new(
-                Stage::Auth,
-                format!(
-                    "access denied to table {}: the instance role needs {needs}",
-                    self.table
-                ),
-            ),
-            (Some("ResourceNotFoundException" | "ValidationException"), _) => self
-                .describe(client, region)
-                .await
-                .unwrap_or_else(|| aws::failure(err, &needs)),
-            _ => aws::failure(err, &needs),
+        let needs = format!("dynamodb:{action} on {}", self.arn(&built.region));
+        let original = || aws::failure(err, &needs, &built.endpoint);
+        match aws::error_code(err).as_deref() {
+            Some(code @ ("ResourceNotFoundException" | "ValidationException")) => {
+                self.describe(built, code).await.unwrap_or_else(original)
+            }
+            _ => original(),
         }
     }
 
-    /// Explains a failed read from DescribeTable, reusing the answer for a while; `None` when
-    /// the table looks as expected (the original error then stands).
-    async fn describe(&self, client: &Client, region: &str) -> Option<Failure> {
-        if let Some((at, f)) = self
+    /// The table's ARN pattern for IAM messages (the account is not known here).
+    fn arn(&self, region: &str) -> String {
+        format!("arn:aws:dynamodb:{region}:*:table/{}", self.table)
+    }
+
+    /// Explains a failed call (answered with `code`) from DescribeTable, reusing the answer a
+    /// while for the same code; `None` when the table looks as expected or DescribeTable
+    /// itself fails (the original error then stands).
+    async fn describe(&self, built: &Built, code: &str) -> Option<Failure> {
+        if let Some((at, seen, f)) = self
             .described
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            if at.elapsed() < DESCRIBE_TTL {
+            if at.elapsed() < DESCRIBE_TTL && seen == code {
                 return Some(f.clone());
             }
         }
-        let t = &self.table;
-        let failure = match client.describe_table().table_name(t).send().await {
+        let (t, region) = (&self.table, &built.region);
+        let failure = match built.client.describe_table().table_name(t).send().await {
             Ok(out) => self.judge(out.table()?)?,
-            Err(e) if e.code() == Some("ResourceNotFoundException") => Failure::new(
-                Stage::Query,
-                format!("no table {t} in region {region}: check [dynamodb] table and [aws] region"),
-            ),
-            Err(e) => aws::failure(
-                &e,
-                &format!("dynamodb:DescribeTable on arn:aws:dynamodb:{region}:*:table/{t}"),
-            ),
+            Err(e) if aws::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
+                Failure::new(
+                    Stage::Query,
+                    format!(
+                        "table {t} does not exist in region {region}: check [dynamodb] table and [aws] region"
+                    ),
+                )
+            }
+            Err(_) => return None,
         };
         *self.described.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), failure.clone()));
+            Some((Instant::now(), code.to_string(), failure.clone()));
         Some(failure)
     }
 

@@ -18,7 +18,14 @@ pub struct S3Probe {
     bucket: String,
     budget: Duration,
     aws: Arc<AwsContext>,
-    client: OnceCell<(Client, String)>,
+    client: OnceCell<Built>,
+}
+
+/// The client plus what messages need to know about where it goes.
+struct Built {
+    client: Client,
+    region: String,
+    endpoint: aws::Endpoint,
 }
 
 impl S3Probe {
@@ -32,7 +39,7 @@ impl S3Probe {
         }
     }
 
-    async fn client(&self) -> &(Client, String) {
+    async fn client(&self) -> &Built {
         self.client
             .get_or_init(|| async {
                 let sdk = self.aws.sdk().await;
@@ -41,33 +48,45 @@ impl S3Probe {
                     .timeout_config(aws::timeouts(self.budget))
                     .force_path_style(sdk.endpoint_url().is_some())
                     .build();
-                (Client::from_conf(conf), aws::region_of(sdk))
+                Built {
+                    client: Client::from_conf(conf),
+                    region: aws::region_of(sdk),
+                    endpoint: aws::Endpoint::new(sdk, "S3", self.budget),
+                }
             })
             .await
     }
 
+    /// The IAM permission HeadBucket needs, for messages.
+    fn needs(&self) -> String {
+        format!("s3:ListBucket on arn:aws:s3:::{}", self.bucket)
+    }
+
     async fn head_bucket(&self) -> Result<Details, Failure> {
-        let (client, region) = self.client().await;
-        match client.head_bucket().bucket(&self.bucket).send().await {
+        let built = self.client().await;
+        match built.client.head_bucket().bucket(&self.bucket).send().await {
             Ok(out) => Ok(vec![
                 ("bucket", self.bucket.clone()),
-                ("region", out.bucket_region().unwrap_or(region).to_string()),
+                (
+                    "region",
+                    out.bucket_region().unwrap_or(&built.region).to_string(),
+                ),
             ]),
-            Err(err) => Err(self.explain(&err, region)),
+            Err(err) => Err(self.explain(built, &err).await),
         }
     }
 
-    fn explain<E>(
+    async fn explain<E>(
         &self,
+        built: &Built,
         err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-        region: &str,
     ) -> Failure
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let b = &self.bucket;
+        let (b, region) = (&self.bucket, built.region.as_str());
         let Some(raw) = err.raw_response() else {
-            return aws::failure(err, &format!("s3:ListBucket on arn:aws:s3:::{b}"));
+            return aws::failure(err, &self.needs(), &built.endpoint);
         };
         let other_region = raw
             .headers()
@@ -79,15 +98,43 @@ impl S3Probe {
                 Stage::Request,
                 format!("bucket {b} is in region {r}, not {region}: set [aws] region = \"{r}\""),
             ),
-            (403, _) => Failure::new(
-                Stage::Auth,
-                format!("access denied to bucket {b}: the instance role needs s3:ListBucket on arn:aws:s3:::{b}"),
-            ),
+            (403, _) => self.forbidden(built).await,
             (404, _) => Failure::new(
                 Stage::Request,
                 format!("no such bucket {b} (as seen from region {region}): check [s3] bucket"),
             ),
-            _ => aws::failure(err, &format!("s3:ListBucket on arn:aws:s3:::{b}")),
+            _ => aws::failure(err, &self.needs(), &built.endpoint),
+        }
+    }
+
+    /// A 403 to HeadBucket has no body, so it cannot tell a missing permission from keys AWS
+    /// does not accept. ListObjectsV2 (same permission, one key at most) answers with a code.
+    async fn forbidden(&self, built: &Built) -> Failure {
+        let b = &self.bucket;
+        let probe = built
+            .client
+            .list_objects_v2()
+            .bucket(b)
+            .max_keys(1)
+            .send()
+            .await;
+        let code = match &probe {
+            Err(e) => aws::error_code(e),
+            Ok(_) => None,
+        };
+        match (&probe, code.as_deref()) {
+            // A code that is not a denial (bad keys, clock skew...) says more than "denied".
+            (Err(e), Some(c)) if !aws::is_denied(c) => {
+                aws::failure(e, &self.needs(), &built.endpoint)
+            }
+            _ => Failure::new(
+                Stage::Auth,
+                format!(
+                    "access denied to bucket {b} ({}): the instance role needs {} and no bucket policy may deny it",
+                    code.as_deref().unwrap_or("HTTP 403"),
+                    self.needs()
+                ),
+            ),
         }
     }
 }

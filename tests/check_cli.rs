@@ -1,0 +1,82 @@
+//! `suaicloudapp check`: probes once in parallel, a line per backend, exit 0/1/2.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn check(config: &str, args: &[&str]) -> (i32, String) {
+    let dir = scratch_dir("check");
+    std::fs::write(dir.join("c.toml"), config).unwrap();
+    let out = Command::new(BIN)
+        .current_dir(&dir)
+        .args(["--config", "c.toml", "check"])
+        .args(args)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn config(redis_port: &str) -> String {
+    format!(
+        "[database]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"probe\"\npassword = \"{}\"\ndbname = \"suai\"\n[redis]\nhost = \"127.0.0.1\"\nport = {redis_port}\ntimeout_ms = 1000\n",
+        env_var("SUAI_TEST_MYSQL_PORT"),
+        env_var("SUAI_TEST_MYSQL_PASSWORD"),
+    )
+}
+
+#[test]
+fn all_pass_exits_zero_with_a_line_each() {
+    let (code, out) = check(&config(&env_var("SUAI_TEST_REDIS_PORT")), &[]);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("database") && l.contains(" OK ")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("redis") && l.contains(" OK ")),
+        "{out}"
+    );
+    assert!(!out.contains(&env_var("SUAI_TEST_MYSQL_PASSWORD")));
+}
+
+#[test]
+fn one_failure_exits_one_and_names_the_cause() {
+    let (code, out) = check(&config(&closed_port().to_string()), &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("redis")
+            && l.contains("FAIL")
+            && l.contains("connection refused")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("database") && l.contains(" OK ")),
+        "{out}"
+    );
+}
+
+#[test]
+fn selected_backends_only_and_unknown_or_unconfigured_names() {
+    let (code, out) = check(&config(&closed_port().to_string()), &["database"]);
+    assert_eq!(code, 0, "only the database was asked for: {out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (code, out) = check(&config("6379"), &["s3"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not configured"), "{out}");
+    let (code, out) = check(&config("6379"), &["mongodb"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("unknown backend") && out.contains("database, redis, s3, dynamodb"),
+        "{out}"
+    );
+}
