@@ -2,6 +2,8 @@
 //! endpoints of the project's test environment (`scripts/test-env.sh up` writes them).
 #![allow(dead_code)]
 
+pub mod imds;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
