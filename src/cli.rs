@@ -10,19 +10,43 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "suaicloudapp", version, propagate_version = true)]
 #[command(
-    after_help = "Examples:\n  suaicloudapp                              serve with ./config.toml\n  suaicloudapp --config /etc/suai/config.toml serve\n  suaicloudapp config validate              check a config, exit 2 if it is bad\n  suaicloudapp config show                  the effective config, secrets as ***\n  suaicloudapp check database redis         probe once, exit 1 if any fails\n\nSecrets may come from SUAICLOUDAPP_DATABASE_PASSWORD, SUAICLOUDAPP_REDIS_PASSWORD and\nSUAICLOUDAPP_LOGS_TOKEN instead of the file; AWS credentials from the standard AWS chain."
+    after_help = "Examples:\n  suaicloudapp                              serve with ./config.toml\n  suaicloudapp --config /etc/suai/config.toml serve\n  suaicloudapp --config s3://my-bucket/suai/config.toml   fetch the config at boot (IMDSv2 role)\n  suaicloudapp config validate              check a config, exit 2 if it is bad\n  suaicloudapp config show                  the effective config, secrets as ***\n  suaicloudapp check database redis         probe once, exit 1 if any fails\n\nSecrets may come from SUAICLOUDAPP_DATABASE_PASSWORD, SUAICLOUDAPP_REDIS_PASSWORD and\nSUAICLOUDAPP_LOGS_TOKEN instead of the file; AWS credentials from the standard AWS chain.\nSignals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config (a bad one is rejected)."
 )]
 pub struct Cli {
-    /// Config location: a file path (s3://bucket/key on EC2 in a later release).
+    /// Config location: a file path, or s3://BUCKET/KEY (fetched with the instance's role).
     #[arg(
         short,
         long,
         global = true,
         env = "SUAICLOUDAPP_CONFIG",
         default_value = "config.toml",
-        value_name = "PATH"
+        value_name = "PATH|s3://BUCKET/KEY"
     )]
     pub config: String,
+
+    /// Region for fetching an s3:// config [default: AWS_REGION, then instance metadata].
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// How long to keep retrying an s3:// config fetch at boot (capped exponential backoff).
+    #[arg(
+        long,
+        global = true,
+        env = "SUAICLOUDAPP_CONFIG_DEADLINE_SECS",
+        default_value_t = 120,
+        value_name = "SECS"
+    )]
+    pub config_deadline_secs: u64,
+
+    /// Where the fetched copy of an s3:// config and its ETag are kept
+    /// [default: $STATE_DIRECTORY (systemd), else the working directory].
+    #[arg(
+        long,
+        global = true,
+        env = "SUAICLOUDAPP_STATE_DIR",
+        value_name = "DIR"
+    )]
+    pub state_dir: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -6,17 +6,22 @@
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod identity;
 pub mod logs;
 pub mod probes;
 pub mod secret;
 pub mod server;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use cli::{Cli, Command, ConfigAction};
-use config::{Config, ConfigError, ConfigSource};
+use config::{Config, ConfigError, ConfigSource, FetchOptions, Loaded};
+use sd_notify::NotifyState;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tracing::info;
+use std::time::Duration;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tracing::{error, info, warn};
 
 /// Exit code for a bad config or bad usage: nothing was served.
 pub const EXIT_CONFIG: u8 = 2;
@@ -34,35 +39,64 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let source = match ConfigSource::parse(&cli.config) {
-            Ok(s) => s,
-            Err(e) => return config_failure(&e),
-        };
-        let config = match load(&source).await {
-            Ok(c) => c,
-            Err(e) => return config_failure(&e),
-        };
-        let result = match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(config).await,
-            Command::Check { backends } => check(config, &backends).await,
-            Command::Config { action } => {
-                match action {
-                    ConfigAction::Validate => println!("{source}: ok"),
-                    ConfigAction::Show => {
-                        print!(
-                            "# effective config from {source}\n{}",
-                            config.to_display_toml()
-                        )
-                    }
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-        };
-        result.unwrap_or_else(|e| {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        })
+        // Logging starts before the config: an S3 fetch may retry, and each cause is logged.
+        let logs = Arc::new(logs::init());
+        let code = run_command(cli, &logs).await;
+        logs.flush();
+        code
     })
+}
+
+async fn run_command(cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {
+    let source = match ConfigSource::parse(&cli.config) {
+        Ok(s) => s,
+        Err(e) => return config_failure(&e),
+    };
+    let opts = fetch_options(&cli);
+    let (config, loaded) = match load(&source, &opts).await {
+        Ok(pair) => pair,
+        Err(e) => return config_failure(&e),
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, loaded, source, opts, logs.clone()).await,
+        Command::Check { backends } => check(config, &backends).await,
+        Command::Config { action } => {
+            match action {
+                ConfigAction::Validate => println!("{}: ok", loaded.origin),
+                ConfigAction::Show => print!("{}{}", describe(&loaded), config.to_display_toml()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        error!("{e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn fetch_options(cli: &Cli) -> FetchOptions {
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .or_else(|| std::env::var_os("STATE_DIRECTORY").map(Into::into))
+        .or_else(|| Some(".".into()));
+    FetchOptions {
+        region: cli.region.clone(),
+        deadline: Duration::from_secs(cli.config_deadline_secs),
+        state_dir,
+    }
+}
+
+/// The header `config show` prints: where the config came from.
+fn describe(loaded: &Loaded) -> String {
+    let mut out = format!("# effective config from {}\n", loaded.origin);
+    if let Some(etag) = &loaded.etag {
+        out.push_str(&format!("# etag {etag}\n"));
+    }
+    if let Some(copy) = &loaded.copy {
+        out.push_str(&format!("# fetched copy kept at {}\n", copy.display()));
+    }
+    out
 }
 
 fn config_failure(e: &ConfigError) -> ExitCode {
@@ -71,15 +105,48 @@ fn config_failure(e: &ConfigError) -> ExitCode {
 }
 
 /// Fetches, parses and validates the config, then lets the environment supply secrets.
-pub async fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
-    let loaded = source.fetch().await?;
+pub async fn load(
+    source: &ConfigSource,
+    opts: &FetchOptions,
+) -> Result<(Config, Loaded), ConfigError> {
+    let loaded = source.fetch(opts).await?;
     let mut config = Config::parse(&loaded.text, &loaded.origin)?;
     config.apply_env(|k| std::env::var(k).ok());
-    Ok(config)
+    Ok((config, loaded))
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
-    let _guard = logs::init(&config.logs)?;
+/// The signals the server reacts to, registered before READY so none is missed.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+async fn serve(
+    config: Config,
+    loaded: Loaded,
+    source: ConfigSource,
+    opts: FetchOptions,
+    logs: Arc<logs::LogHandle>,
+) -> anyhow::Result<ExitCode> {
+    logs.attach(&config.logs)?;
+    info!(
+        source = %loaded.origin,
+        etag = loaded.etag.as_deref().unwrap_or("-"),
+        "config loaded"
+    );
+    let Signals { term, int, hup } =
+        Signals::register().context("cannot install signal handlers")?;
     let addr = (config.server.host.as_str(), config.server.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!(
@@ -87,27 +154,77 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             addr.0, addr.1
         )
     })?;
-    let registry = probes::Registry::build(&config);
-    let app = Arc::new(server::App {
-        registry,
-        logs: config.logs.clone(),
-    });
+    let identity = identity::SharedIdentity::default();
+    let state = Arc::new(ArcSwap::from_pointee(server::App::new(
+        &config,
+        identity.clone(),
+    )));
     let addr = listener.local_addr()?;
     info!(version = env!("CARGO_PKG_VERSION"), "listening on {addr}");
-    server::serve(listener, app, &config.server, shutdown_signal()).await;
+    notify(NotifyState::Ready);
+    identity::spawn_lookup(identity.clone());
+    let reloader = tokio::spawn(reload_on_hup(
+        hup,
+        source,
+        opts,
+        state.clone(),
+        logs,
+        config,
+    ));
+    server::serve(listener, state, shutdown_signal(term, int)).await;
+    reloader.abort();
     info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
+/// Tells systemd (Type=notify) where the service stands; a no-op outside systemd.
+fn notify(state: NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Re-reads the config on each SIGHUP and swaps it in whole; a bad one is logged and ignored.
+async fn reload_on_hup(
+    mut hup: Signal,
+    source: ConfigSource,
+    opts: FetchOptions,
+    state: Arc<ArcSwap<server::App>>,
+    logs: Arc<logs::LogHandle>,
+    running: Config,
+) {
+    while hup.recv().await.is_some() {
+        info!(source = %source, "SIGHUP: reloading the config");
+        notify(NotifyState::Reloading);
+        match load(&source, &opts).await {
+            Ok((config, loaded)) => {
+                if !config.same_listener_and_log_file(&running) {
+                    warn!("[server] and [logs] file changes take effect at the next restart");
+                }
+                if let Err(e) = logs.set_level(&config.logs.level) {
+                    warn!("{e}");
+                }
+                let identity = state.load().identity.clone();
+                state.store(Arc::new(server::App::new(&config, identity)));
+                info!(
+                    source = %loaded.origin,
+                    etag = loaded.etag.as_deref().unwrap_or("-"),
+                    "config reloaded"
+                );
+            }
+            Err(e) => error!("config reload rejected, keeping the running config: {e}"),
+        }
+        notify(NotifyState::Ready);
+    }
+}
+
 /// Resolves on SIGTERM (systemd, ASG scale-in) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+async fn shutdown_signal(mut term: Signal, mut int: Signal) {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM received"),
         _ = int.recv() => info!("SIGINT received"),
     }
+    notify(NotifyState::Stopping);
 }
 
 async fn check(config: Config, wanted: &[String]) -> anyhow::Result<ExitCode> {

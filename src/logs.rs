@@ -8,10 +8,12 @@ use crate::config::LogsConfig;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
-use tracing_appender::non_blocking::WorkerGuard;
+use std::sync::{Arc, Mutex, OnceLock};
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
+use tracing_subscriber::fmt::writer::{EitherWriter, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{fmt, EnvFilter, Layer};
+use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
 /// The most bytes `/logs` will ever read or return, whatever `?lines` asks.
 pub const MAX_TAIL_BYTES: u64 = 4 * 1024 * 1024;
@@ -25,41 +27,92 @@ pub enum LogError {
     Level { level: String, cause: String },
 }
 
-/// Keeps the file writer alive; dropping it flushes what is buffered.
-pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
+/// The global subscriber's handles: where the file layer writes and which filter applies.
+///
+/// Logging starts before the config is known (an S3 config may take retries to arrive, and
+/// those must be logged), so the file writer and level are attached afterwards. Dropping the
+/// handle flushes the file.
+pub struct LogHandle {
+    file: FileSlot,
+    filter: reload::Handle<EnvFilter, Registry>,
+    guard: Mutex<Option<WorkerGuard>>,
+}
 
-/// Installs the global subscriber: one line per event to the file and to stderr (journald).
-pub fn init(cfg: &LogsConfig) -> Result<LogGuard, LogError> {
-    let filter = || -> Result<EnvFilter, LogError> {
-        let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.level.clone());
-        EnvFilter::try_new(&spec).map_err(|e| LogError::Level {
-            level: spec,
-            cause: e.to_string(),
-        })
-    };
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&cfg.file)
-        .map_err(|source| LogError::Open {
-            path: cfg.file.display().to_string(),
-            source,
-        })?;
-    let (writer, guard) = tracing_appender::non_blocking(file);
-    let file_layer = fmt::layer()
-        .with_ansi(false)
-        .with_writer(writer)
-        .with_filter(filter()?);
-    let stderr_layer = fmt::layer()
-        .with_ansi(false)
-        .with_writer(io::stderr)
-        .with_filter(filter()?);
-    // A second init (tests in one process) keeps the first subscriber; that is fine.
+/// A writer that is a sink until the log file is attached.
+#[derive(Clone, Default)]
+struct FileSlot(Arc<OnceLock<NonBlocking>>);
+
+impl<'a> MakeWriter<'a> for FileSlot {
+    type Writer = EitherWriter<NonBlocking, io::Sink>;
+    fn make_writer(&'a self) -> Self::Writer {
+        match self.0.get() {
+            Some(w) => EitherWriter::A(w.clone()),
+            None => EitherWriter::B(io::sink()),
+        }
+    }
+}
+
+/// Installs the global subscriber: stderr (journald) now, the file once [`LogHandle::attach`]
+/// is called. `RUST_LOG` wins over `[logs] level` when set.
+pub fn init() -> LogHandle {
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let initial = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(initial);
+    let file = FileSlot::default();
+    let file_layer = fmt::layer().with_ansi(false).with_writer(file.clone());
+    let stderr_layer = fmt::layer().with_ansi(false).with_writer(io::stderr);
+    // A second init in the same process (unit tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
+        .with(filter)
         .with(file_layer)
         .with(stderr_layer)
         .try_init();
-    Ok(LogGuard(Some(guard)))
+    LogHandle {
+        file,
+        filter: handle,
+        guard: Mutex::new(None),
+    }
+}
+
+impl LogHandle {
+    /// Opens the log file and applies the level. The file can be attached once; a reload
+    /// that names another file keeps the first (a restart moves it).
+    pub fn attach(&self, cfg: &LogsConfig) -> Result<(), LogError> {
+        self.set_level(&cfg.level)?;
+        if self.file.0.get().is_some() {
+            return Ok(());
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&cfg.file)
+            .map_err(|source| LogError::Open {
+                path: cfg.file.display().to_string(),
+                source,
+            })?;
+        let (writer, guard) = tracing_appender::non_blocking(file);
+        let _ = self.file.0.set(writer);
+        *self.guard.lock().unwrap_or_else(|p| p.into_inner()) = Some(guard);
+        Ok(())
+    }
+
+    /// Applies `[logs] level` unless `RUST_LOG` is set.
+    pub fn set_level(&self, level: &str) -> Result<(), LogError> {
+        if std::env::var_os("RUST_LOG").is_some() {
+            return Ok(());
+        }
+        let filter = EnvFilter::try_new(level).map_err(|e| LogError::Level {
+            level: level.to_string(),
+            cause: e.to_string(),
+        })?;
+        let _ = self.filter.reload(filter);
+        Ok(())
+    }
+
+    /// Flushes and closes the file writer (also done on drop).
+    pub fn flush(&self) {
+        self.guard.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
 }
 
 /// The last `lines` lines of the file at `path`, reading at most [`MAX_TAIL_BYTES`] from its end.

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use source::{ConfigSource, Loaded};
+pub use source::{ConfigSource, FetchOptions, Loaded};
 
 /// The whole configuration. Backend sections are optional: an absent one means "not configured".
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -449,6 +449,12 @@ impl Config {
             return Err(invalid("[logs] level must not be empty".into()));
         }
         Ok(())
+    }
+
+    /// True when a reload would not need a restart: the listener and log file are unchanged.
+    pub fn same_listener_and_log_file(&self, other: &Config) -> bool {
+        toml::to_string(&self.server).ok() == toml::to_string(&other.server).ok()
+            && self.logs.file == other.logs.file
     }
 
     /// The effective config as TOML, defaults filled in and every secret shown as `***`.

@@ -1,11 +1,46 @@
 //! Where a config comes from: a local path today, `s3://bucket/key` at boot on EC2.
 //!
 //! This is the one seam between "which bytes" and "what they mean": it returns text plus a
-//! description of its origin, and never parses.
+//! description of its origin, and never parses. At boot on EC2 the S3 object may not be
+//! readable yet (the role's credentials, the object itself), so S3 fetches retry with capped,
+//! jittered backoff until a deadline, logging each cause.
 
 use super::ConfigError;
+use crate::aws;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region};
 use std::fmt;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// How an S3 source is fetched.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Region for the fetch; else `AWS_REGION`, else instance metadata.
+    pub region: Option<String>,
+    /// Retries stop after this long since the first attempt.
+    pub deadline: Duration,
+    /// Where the fetched copy and its ETag are kept; nothing is kept when `None`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            region: None,
+            deadline: Duration::from_secs(120),
+            state_dir: None,
+        }
+    }
+}
+
+/// The largest config object accepted: a config is a few KiB; anything bigger is a mistake.
+const MAX_CONFIG_BYTES: i64 = 1024 * 1024;
+/// Per-attempt budget for one GetObject (credentials, DNS, connect, body).
+const ATTEMPT_BUDGET: Duration = Duration::from_secs(10);
 
 /// A config location as given on the command line or in `SUAICLOUDAPP_CONFIG`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +59,8 @@ pub struct Loaded {
     pub origin: String,
     /// The object's ETag when it came from S3.
     pub etag: Option<String>,
+    /// Where the fetched copy was saved, if it was.
+    pub copy: Option<PathBuf>,
 }
 
 impl ConfigSource {
@@ -44,8 +81,8 @@ impl ConfigSource {
         }
     }
 
-    /// Reads the text. Bounded: a local read, or (for S3) a fetch with its own deadline.
-    pub async fn fetch(&self) -> Result<Loaded, ConfigError> {
+    /// Reads the text. Bounded: a local read, or (for S3) retries until `opts.deadline`.
+    pub async fn fetch(&self, opts: &FetchOptions) -> Result<Loaded, ConfigError> {
         match self {
             ConfigSource::File(path) => {
                 let origin = path.display().to_string();
@@ -60,14 +97,177 @@ impl ConfigSource {
                     text,
                     origin,
                     etag: None,
+                    copy: None,
                 })
             }
-            ConfigSource::S3 { .. } => Err(ConfigError::Read {
-                origin: self.to_string(),
-                cause: "fetching the config from S3 is not supported by this build yet".into(),
-            }),
+            ConfigSource::S3 { bucket, key } => fetch_s3(bucket, key, opts).await,
         }
     }
+}
+
+/// One failed GetObject, in words, or the region S3 says the bucket lives in.
+enum Attempt {
+    WrongRegion(String),
+    Failed(String),
+    /// Not worth retrying: the object is there but is not a config.
+    Fatal(String),
+}
+
+async fn fetch_s3(bucket: &str, key: &str, opts: &FetchOptions) -> Result<Loaded, ConfigError> {
+    let origin = format!("s3://{bucket}/{key}");
+    let started = Instant::now();
+    let mut region = opts.region.clone();
+    let mut redirected = false;
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1.. {
+        let cause = match get_object(bucket, key, region.clone()).await {
+            Ok((text, etag)) => {
+                let copy = opts
+                    .state_dir
+                    .as_deref()
+                    .and_then(|dir| keep_copy(dir, &text, etag.as_deref()));
+                info!(source = %origin, etag = etag.as_deref().unwrap_or("-"), attempt, "config fetched");
+                return Ok(Loaded {
+                    text,
+                    origin,
+                    etag,
+                    copy,
+                });
+            }
+            Err(Attempt::WrongRegion(r)) if !redirected => {
+                warn!(source = %origin, "the bucket is in region {r}; retrying there");
+                redirected = true;
+                region = Some(r);
+                continue;
+            }
+            Err(Attempt::WrongRegion(r)) => format!("the bucket is in region {r}"),
+            Err(Attempt::Fatal(cause)) => {
+                return Err(ConfigError::Invalid {
+                    origin,
+                    message: cause,
+                })
+            }
+            Err(Attempt::Failed(cause)) => cause,
+        };
+        let elapsed = started.elapsed();
+        if elapsed >= opts.deadline {
+            return Err(ConfigError::Read {
+                origin,
+                cause: format!(
+                    "gave up after {attempt} attempts in {} s: {cause}",
+                    elapsed.as_secs()
+                ),
+            });
+        }
+        // Full jitter: instances booting together do not hit S3 in lockstep.
+        let wait = delay
+            .mul_f64(0.5 + fastrand::f64() / 2.0)
+            .min(opts.deadline - elapsed);
+        warn!(source = %origin, attempt, retry_in_ms = wait.as_millis() as u64, "cannot fetch the config: {cause}");
+        tokio::time::sleep(wait).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+    unreachable!("the retry loop returns")
+}
+
+/// One GetObject with a fresh SDK config, so credentials that appear after boot are picked up.
+async fn get_object(
+    bucket: &str,
+    key: &str,
+    region: Option<String>,
+) -> Result<(String, Option<String>), Attempt> {
+    let regions = RegionProviderChain::first_try(region.map(Region::new)).or_default_provider();
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(regions)
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .timeout_config(aws::timeouts(ATTEMPT_BUDGET))
+        .load()
+        .await;
+    let Some(current) = sdk.region().map(|r| r.to_string()) else {
+        return Err(Attempt::Failed(
+            "no AWS region: pass --region or set AWS_REGION (instance metadata did not answer)"
+                .into(),
+        ));
+    };
+    let conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(conf);
+    let out = match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => out,
+        Err(err) => {
+            let elsewhere = err
+                .raw_response()
+                .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                .filter(|r| *r != current)
+                .map(str::to_string);
+            if let Some(r) = elsewhere {
+                return Err(Attempt::WrongRegion(r));
+            }
+            let cause = match aws::error_code(&err).as_deref() {
+                Some("NoSuchKey") => {
+                    format!("no such key {key} in bucket {bucket} (not uploaded yet?)")
+                }
+                Some("NoSuchBucket") => format!("no such bucket {bucket} in region {current}"),
+                _ => {
+                    let endpoint = aws::Endpoint::new(&sdk, "S3", ATTEMPT_BUDGET);
+                    let needs = format!("s3:GetObject on arn:aws:s3:::{bucket}/{key}");
+                    let f = aws::failure(&err, &needs, &endpoint);
+                    format!("{}: {}", f.stage, f.cause)
+                }
+            };
+            return Err(Attempt::Failed(cause));
+        }
+    };
+    if out.content_length().unwrap_or(0) > MAX_CONFIG_BYTES {
+        return Err(Attempt::Fatal(format!(
+            "the object is {} bytes; a config is at most {MAX_CONFIG_BYTES}",
+            out.content_length().unwrap_or(0)
+        )));
+    }
+    let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Attempt::Failed(format!("reading the object failed: {e}")))?
+        .into_bytes();
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| Attempt::Fatal("the object is not UTF-8 text, so not a TOML config".into()))?;
+    Ok((text, etag))
+}
+
+/// Saves the fetched text (0600: it may hold passwords) and its ETag; a failure is logged,
+/// never fatal: serving matters more than the copy.
+fn keep_copy(dir: &Path, text: &str, etag: Option<&str>) -> Option<PathBuf> {
+    let path = dir.join("config.toml");
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        write_private(&path, text.as_bytes())?;
+        write_private(&dir.join("config.etag"), etag.unwrap_or("").as_bytes())
+    };
+    match write() {
+        Ok(()) => Some(path),
+        Err(e) => {
+            warn!(dir = %dir.display(), error = %e, "cannot keep a copy of the fetched config");
+            None
+        }
+    }
+}
+
+/// Writes via a temporary file and a rename, so a reader never sees half a file.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
 }
 
 impl fmt::Display for ConfigSource {

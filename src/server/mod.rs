@@ -4,8 +4,11 @@
 pub mod render;
 pub mod routes;
 
-use crate::config::{LogsConfig, ServerConfig};
+use crate::config::{Config, LogsConfig, ServerConfig};
+use crate::identity::SharedIdentity;
 use crate::probes::Registry;
+use arc_swap::ArcSwap;
+use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -22,10 +25,26 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-/// What the pages need: the probes and the log settings. Built once, shared by every request.
+/// What the pages need: the probes and the log settings. Built once per config and swapped
+/// whole on reload, so a request sees one config from start to end.
 pub struct App {
     pub registry: Registry,
     pub logs: LogsConfig,
+    pub server: ServerConfig,
+    /// Which instance answers; kept across reloads.
+    pub identity: SharedIdentity,
+}
+
+impl App {
+    /// Builds the probes (clients included) for `config`.
+    pub fn new(config: &Config, identity: SharedIdentity) -> App {
+        App {
+            registry: Registry::build(config),
+            logs: config.logs.clone(),
+            server: config.server.clone(),
+            identity,
+        }
+    }
 }
 
 /// Largest request head accepted; a larger one gets 431 from hyper.
@@ -35,10 +54,11 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// within the grace period.
 pub async fn serve(
     listener: TcpListener,
-    app: Arc<App>,
-    cfg: &ServerConfig,
+    state: Arc<ArcSwap<App>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    // Listener settings are fixed at start; a reload changes pages, not the socket.
+    let cfg = state.load().server.clone();
     // Caps open connections: past it a client gets a 503 at once instead of queueing forever.
     let permits = Arc::new(Semaphore::new(cfg.max_connections.get()));
     // Counts refusals so the log reports the cap without one line per refused connection.
@@ -67,9 +87,9 @@ pub async fn serve(
             refuse(stream, peer, cfg.max_connections.get(), &refused);
             continue;
         };
-        let app = app.clone();
+        let state = state.clone();
         let service = service_fn(move |req| {
-            let app = app.clone();
+            let app = state.load_full();
             async move { Ok::<_, Infallible>(handle(&app, req, peer).await) }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -90,7 +110,18 @@ pub async fn serve(
 /// Runs the router and writes the access line.
 async fn handle<B>(app: &App, req: Request<B>, peer: SocketAddr) -> hyper::Response<render::Body> {
     let started = Instant::now();
-    let resp = routes::route(app, &req).await;
+    let mut resp = routes::route(app, &req).await;
+    if let Some(id) = app.identity.get() {
+        let h = resp.headers_mut();
+        for (name, value) in [
+            ("x-instance-id", &id.instance_id),
+            ("x-availability-zone", &id.availability_zone),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(name, v);
+            }
+        }
+    }
     info!(
         target: "suaicloudapp::access",
         method = %req.method(),

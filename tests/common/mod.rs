@@ -79,57 +79,8 @@ impl App {
 
     /// As [`App::start`], with extra environment variables.
     pub fn start_with(name: &str, config: &str, envs: &[(&str, &str)]) -> App {
-        let dir = scratch_dir(name);
-        std::fs::write(dir.join("config.toml"), config).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(&dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn suaicloudapp");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    if let (Some(t), Some(Ok(a))) = (
-                        tx.take(),
-                        addr.split_whitespace().next().map(str::parse::<SocketAddr>),
-                    ) {
-                        let _ = t.send(a);
-                    }
-                }
-                sink.lock().unwrap().push_str(&line);
-                sink.lock().unwrap().push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("suaicloudapp did not start: {}", stderr.lock().unwrap());
-            }
-        };
-        App {
-            child,
-            addr,
-            dir,
-            stderr,
-        }
+        Starting::spawn(name, Some(config), &[], envs).wait_listening(Duration::from_secs(20))
     }
-
     /// GET a path.
     pub fn get(&self, path: &str) -> Resp {
         self.request("GET", path, &[])
@@ -180,6 +131,107 @@ impl Drop for App {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The binary, spawned but perhaps not yet listening (an s3:// config may still be retrying).
+pub struct Starting {
+    child: Option<Child>,
+    dir: PathBuf,
+    stderr: Arc<Mutex<String>>,
+    addr: std::sync::mpsc::Receiver<SocketAddr>,
+}
+
+impl Starting {
+    /// Spawns the binary in a scratch dir (with `config` as ./config.toml when given), with
+    /// extra arguments and environment. Instance metadata is off and AWS keys are dummies
+    /// unless `envs` says otherwise: tests never leave loopback.
+    pub fn spawn(
+        name: &str,
+        config: Option<&str>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Starting {
+        let dir = scratch_dir(name);
+        if let Some(config) = config {
+            std::fs::write(dir.join("config.toml"), config).unwrap();
+        }
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&dir)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn suaicloudapp");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let parsed = addr.split_whitespace().next().map(str::parse::<SocketAddr>);
+                    if let (Some(t), Some(Ok(a))) = (tx.take(), parsed) {
+                        let _ = t.send(a);
+                    }
+                }
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Starting {
+            child: Some(child),
+            dir,
+            stderr,
+            addr: rx,
+        }
+    }
+
+    /// Waits until stderr satisfies `pred` (for example: a retry was logged).
+    pub fn wait_stderr(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> &Self {
+        let ok = eventually(limit, || pred(&self.stderr.lock().unwrap()));
+        assert!(ok, "stderr never matched: {}", self.stderr.lock().unwrap());
+        self
+    }
+
+    /// Waits for the `listening on ADDR` line.
+    pub fn wait_listening(mut self, limit: Duration) -> App {
+        let mut child = self.child.take().unwrap();
+        match self.addr.recv_timeout(limit) {
+            Ok(addr) => App {
+                child,
+                addr,
+                dir: self.dir.clone(),
+                stderr: self.stderr.clone(),
+            },
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "suaicloudapp did not start: {}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
