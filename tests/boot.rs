@@ -297,3 +297,28 @@ fn a_wrong_region_answer_is_retried_once_in_the_buckets_region() {
         .stderr()
         .contains("the bucket is in region eu-west-1; retrying there"));
 }
+
+#[test]
+fn ready_is_sent_to_systemd_after_the_listener_is_bound_and_stopping_on_sigterm() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = scratch_dir("notify");
+    let path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let starting = Starting::spawn(
+        "notify-app",
+        Some(&server_section()),
+        &[],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("a READY datagram");
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap().trim(), "READY=1");
+    // READY came after bind: the listening line is already out and the port answers.
+    let mut a = starting.wait_listening(Duration::from_secs(5));
+    assert_eq!(a.get("/health").body, "healthy");
+    a.terminate();
+    let n = sock.recv(&mut buf).expect("a STOPPING datagram");
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap().trim(), "STOPPING=1");
+    assert_eq!(a.wait(Duration::from_secs(10)).code(), Some(0));
+}
