@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod identity;
 pub mod logs;
+pub mod metrics;
 pub mod probes;
 pub mod secret;
 pub mod server;
@@ -154,15 +155,16 @@ async fn serve(
             addr.0, addr.1
         )
     })?;
-    let identity = identity::SharedIdentity::default();
+    let shared = server::Shared::default();
     let state = Arc::new(ArcSwap::from_pointee(server::App::new(
         &config,
-        identity.clone(),
+        &loaded,
+        shared.clone(),
     )));
     let addr = listener.local_addr()?;
     info!(version = env!("CARGO_PKG_VERSION"), "listening on {addr}");
     notify(NotifyState::Ready);
-    identity::spawn_lookup(identity.clone());
+    identity::spawn_lookup(shared.identity.clone());
     let reloader = tokio::spawn(reload_on_hup(
         hup,
         source,
@@ -204,8 +206,8 @@ async fn reload_on_hup(
                 if let Err(e) = logs.set_level(&config.logs.level) {
                     warn!("{e}");
                 }
-                let identity = state.load().identity.clone();
-                state.store(Arc::new(server::App::new(&config, identity)));
+                let shared = state.load().shared.clone();
+                state.store(Arc::new(server::App::new(&config, &loaded, shared)));
                 info!(
                     source = %loaded.origin,
                     etag = loaded.etag.as_deref().unwrap_or("-"),
@@ -228,7 +230,7 @@ async fn shutdown_signal(mut term: Signal, mut int: Signal) {
 }
 
 async fn check(config: Config, wanted: &[String]) -> anyhow::Result<ExitCode> {
-    let registry = probes::Registry::build(&config);
+    let registry = probes::Registry::build(&config, Arc::new(metrics::Metrics::new()));
     for name in wanted {
         if !registry.known().contains(&name.as_str()) {
             eprintln!(

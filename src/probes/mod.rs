@@ -12,6 +12,7 @@ pub mod s3;
 
 use crate::aws::AwsContext;
 use crate::config::{Config, Millis};
+use crate::metrics::Metrics;
 use futures_util::future::BoxFuture;
 use std::fmt;
 use std::sync::Arc;
@@ -89,6 +90,8 @@ impl Failure {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub name: &'static str,
+    /// Where the probe went (`host:port`, `s3://bucket`...), for dashboards.
+    pub target: String,
     pub result: Result<Details, Failure>,
     pub duration: Duration,
     pub checked_at: SystemTime,
@@ -121,22 +124,24 @@ pub enum Lookup<'a> {
 }
 
 /// Every probe this binary knows, and a runner for each one that is configured.
-#[derive(Default)]
 pub struct Registry {
     cache: Duration,
+    metrics: Arc<Metrics>,
     known: Vec<&'static str>,
     runners: Vec<ProbeRunner>,
 }
 
 impl Registry {
     /// Builds one probe per configured section. Clients are created here, once.
-    pub fn build(config: &Config) -> Registry {
+    pub fn build(config: &Config, metrics: Arc<Metrics>) -> Registry {
         let default = config.probes.timeout_ms;
         let budget = |own: Option<Millis>| own.unwrap_or(default).duration();
         let aws = Arc::new(AwsContext::new(config.aws.clone()));
         let mut r = Registry {
             cache: Duration::from_millis(config.probes.cache_ms),
-            ..Registry::default()
+            metrics,
+            known: Vec::new(),
+            runners: Vec::new(),
         };
         r.register(
             "database",
@@ -173,8 +178,9 @@ impl Registry {
     fn register<P: Probe>(&mut self, name: &'static str, probe: Option<P>) {
         self.known.push(name);
         if let Some(p) = probe {
+            let metrics = self.metrics.clone();
             self.runners
-                .push(ProbeRunner::new(name, Arc::new(p), self.cache));
+                .push(ProbeRunner::new(name, Arc::new(p), self.cache, metrics));
         }
     }
 

@@ -5,6 +5,7 @@
 //! its own task, so a caller that goes away does not cancel it for the others.
 
 use super::{Failure, Outcome, Probe, Stage};
+use crate::metrics::Metrics;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -24,15 +25,22 @@ pub struct ProbeRunner {
     probe: Arc<dyn Probe>,
     cache: Duration,
     state: Arc<Mutex<State>>,
+    metrics: Arc<Metrics>,
 }
 
 impl ProbeRunner {
     /// Wraps a probe with its budget and cache window.
-    pub fn new(name: &'static str, probe: Arc<dyn Probe>, cache: Duration) -> Self {
+    pub fn new(
+        name: &'static str,
+        probe: Arc<dyn Probe>,
+        cache: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         ProbeRunner {
             name,
             probe,
             cache,
+            metrics,
             state: Arc::new(Mutex::new(State::Idle)),
         }
     }
@@ -70,6 +78,8 @@ impl ProbeRunner {
     fn start(&self) -> SharedOutcome {
         let (name, probe, timeout) = (self.name, self.probe.clone(), self.probe.budget());
         let state = self.state.clone();
+        let metrics = self.metrics.clone();
+        let target = probe.target();
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let checked_at = SystemTime::now();
@@ -79,10 +89,12 @@ impl ProbeRunner {
             };
             let outcome = Outcome {
                 name,
+                target,
                 result,
                 duration: started.elapsed(),
                 checked_at,
             };
+            metrics.observe_probe(name, outcome.is_ok(), outcome.duration);
             *state.lock().unwrap_or_else(|p| p.into_inner()) =
                 State::Done(outcome.clone(), Instant::now());
             outcome
@@ -90,6 +102,7 @@ impl ProbeRunner {
         async move {
             task.await.unwrap_or_else(|e| Outcome {
                 name,
+                target: String::new(),
                 result: Err(Failure::new(
                     Stage::Internal,
                     format!("the {name} probe stopped unexpectedly ({e}); see the log"),
@@ -150,7 +163,12 @@ mod tests {
             delay: Duration::from_millis(delay_ms),
             budget: Duration::from_millis(timeout_ms),
         };
-        let r = ProbeRunner::new("t", Arc::new(probe), Duration::from_millis(cache_ms));
+        let r = ProbeRunner::new(
+            "t",
+            Arc::new(probe),
+            Duration::from_millis(cache_ms),
+            Arc::new(Metrics::new()),
+        );
         (r, calls)
     }
 

@@ -1,11 +1,13 @@
 //! The listener: accepts connections, caps how many are open, times out slow request heads,
 //! logs one line per request, and drains in-flight requests on shutdown.
 
+pub mod dashboard;
 pub mod render;
 pub mod routes;
 
-use crate::config::{Config, LogsConfig, ServerConfig};
+use crate::config::{Config, Loaded, LogsConfig, ServerConfig};
 use crate::identity::SharedIdentity;
+use crate::metrics::Metrics;
 use crate::probes::Registry;
 use arc_swap::ArcSwap;
 use hyper::header::HeaderValue;
@@ -31,18 +33,30 @@ pub struct App {
     pub registry: Registry,
     pub logs: LogsConfig,
     pub server: ServerConfig,
-    /// Which instance answers; kept across reloads.
+    /// Where the config came from and its ETag, for the dashboard.
+    pub origin: String,
+    pub etag: Option<String>,
+    pub shared: Shared,
+}
+
+/// What outlives a config reload.
+#[derive(Clone, Default)]
+pub struct Shared {
+    /// Which instance answers, once IMDS has said.
     pub identity: SharedIdentity,
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
     /// Builds the probes (clients included) for `config`.
-    pub fn new(config: &Config, identity: SharedIdentity) -> App {
+    pub fn new(config: &Config, loaded: &Loaded, shared: Shared) -> App {
         App {
-            registry: Registry::build(config),
+            registry: Registry::build(config, shared.metrics.clone()),
             logs: config.logs.clone(),
             server: config.server.clone(),
-            identity,
+            origin: loaded.origin.clone(),
+            etag: loaded.etag.clone(),
+            shared,
         }
     }
 }
@@ -111,7 +125,11 @@ pub async fn serve(
 async fn handle<B>(app: &App, req: Request<B>, peer: SocketAddr) -> hyper::Response<render::Body> {
     let started = Instant::now();
     let mut resp = routes::route(app, &req).await;
-    if let Some(id) = app.identity.get() {
+    app.shared.metrics.observe_request(
+        routes::page_label(app, req.uri().path()),
+        resp.status().as_u16(),
+    );
+    if let Some(id) = app.shared.identity.get() {
         let h = resp.headers_mut();
         for (name, value) in [
             ("x-instance-id", &id.instance_id),

@@ -49,3 +49,68 @@ pub fn outcome(o: &Outcome) -> Response<Body> {
     }
     resp
 }
+
+/// The media type of the IETF "Health Check Response Format for HTTP APIs" draft.
+pub const HEALTH_JSON: &str = "application/health+json";
+
+/// Outcomes in the draft's shape: `status`, and `checks` keyed `<backend>:responseTime`, each
+/// with `componentType`, `observedValue` (latency, ms), `time` and, on failure, `output`.
+/// Pass answers 200, fail 503.
+pub fn health_json(outcomes: &[Outcome], instance_id: Option<&str>) -> Response<Body> {
+    let all_ok = outcomes.iter().all(Outcome::is_ok);
+    let mut checks = serde_json::Map::new();
+    for o in outcomes {
+        let mut c = serde_json::json!({
+            "componentId": o.target,
+            "componentType": "datastore",
+            "observedValue": (o.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            "observedUnit": "ms",
+            "status": if o.is_ok() { "pass" } else { "fail" },
+            "time": humantime::format_rfc3339_millis(o.checked_at).to_string(),
+        });
+        if let Err(f) = &o.result {
+            c["output"] = format!("{}: {}", f.stage, f.cause).into();
+        }
+        checks.insert(
+            format!("{}:responseTime", o.name),
+            serde_json::Value::Array(vec![c]),
+        );
+    }
+    let mut doc = serde_json::json!({
+        "status": if all_ok { "pass" } else { "fail" },
+        "version": "1",
+        "releaseId": env!("CARGO_PKG_VERSION"),
+        "description": "suaicloudapp: backends as seen from this instance",
+    });
+    if let Some(id) = instance_id {
+        doc["serviceId"] = id.into();
+    }
+    if !outcomes.is_empty() {
+        doc["checks"] = serde_json::Value::Object(checks);
+    }
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut resp = text(status, doc.to_string());
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(HEALTH_JSON));
+    resp
+}
+
+/// An HTML page with the dashboard's security headers.
+pub fn html(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = text(status, body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(super::dashboard::CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}

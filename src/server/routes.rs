@@ -2,7 +2,7 @@
 //! for a runner and renders whatever [`Outcome`](crate::probes::Outcome) comes back.
 
 use super::render::{self, Body};
-use super::App;
+use super::{dashboard, App};
 use crate::probes::Lookup;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -13,10 +13,12 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let path = req.uri().path();
     let name = path.strip_prefix('/').unwrap_or(path);
     let page = match name {
+        "" => Page::Dashboard,
         "health" => Page::Health,
         "logs" => Page::Logs,
+        "metrics" => Page::Metrics,
         _ => match app.registry.lookup(name) {
-            Lookup::Configured(_) => Page::Probe(name),
+            Lookup::Configured(runner) => Page::Probe(runner),
             Lookup::NotConfigured => Page::NotConfigured(name),
             Lookup::Unknown => return render::text(StatusCode::NOT_FOUND, "not found\n"),
         },
@@ -27,25 +29,122 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return resp;
     }
+    let instance_id = app.shared.identity.get().map(|i| i.instance_id.as_str());
     match page {
-        Page::Health => render::text(StatusCode::OK, "healthy"),
+        Page::Health => match negotiate(req) {
+            Format::Json => render::health_json(&[], instance_id),
+            _ => render::text(StatusCode::OK, "healthy"),
+        },
         Page::Logs => logs(app, req).await,
+        Page::Metrics => {
+            let mut resp = render::text(StatusCode::OK, app.shared.metrics.render());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            resp
+        }
         Page::NotConfigured(name) => render::text(
             StatusCode::NOT_FOUND,
             format!("not configured: add a [{name}] section to the config\n"),
         ),
-        Page::Probe(name) => match app.registry.lookup(name) {
-            Lookup::Configured(runner) => render::outcome(&runner.run().await),
-            _ => render::text(StatusCode::NOT_FOUND, "not found\n"),
-        },
+        Page::Probe(runner) => {
+            let outcome = runner.run().await;
+            match negotiate(req) {
+                Format::Json => render::health_json(std::slice::from_ref(&outcome), instance_id),
+                _ => render::outcome(&outcome),
+            }
+        }
+        Page::Dashboard => dashboard(app, req, instance_id).await,
     }
 }
 
 enum Page<'a> {
+    Dashboard,
     Health,
     Logs,
-    Probe(&'a str),
+    Metrics,
+    Probe(&'a crate::probes::ProbeRunner),
     NotConfigured(&'a str),
+}
+
+/// Every configured backend, probed in parallel through the same cached runners: the page
+/// answers within the longest probe budget even when a backend hangs.
+async fn dashboard<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) -> Response<Body> {
+    let runs = app.registry.runners().iter().map(|r| r.run());
+    let outcomes = futures_util::future::join_all(runs).await;
+    let status = if outcomes.iter().all(|o| o.is_ok()) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    match negotiate(req) {
+        Format::Json => render::health_json(&outcomes, instance_id),
+        Format::Html => {
+            let refresh = query_param(req.uri().query(), "refresh")
+                .and_then(|v| v.parse::<u32>().ok())
+                .map(|s| s.clamp(1, 3600));
+            render::html(status, dashboard::html(app, &outcomes, refresh))
+        }
+        Format::Text => render::text(status, dashboard::text(app, &outcomes)),
+    }
+}
+
+/// How a page answers: JSON when asked for (`?format=json` or an `Accept` naming JSON), HTML
+/// for browsers, plain text otherwise (curl, the load balancer).
+#[derive(Debug, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+    Html,
+}
+
+fn negotiate<B>(req: &Request<B>) -> Format {
+    match query_param(req.uri().query(), "format") {
+        Some("json") => return Format::Json,
+        Some("html") => return Format::Html,
+        Some("text") => return Format::Text,
+        _ => {}
+    }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains(render::HEALTH_JSON) || accept.contains("application/json") {
+        Format::Json
+    } else if accept.contains("text/html") {
+        Format::Html
+    } else {
+        Format::Text
+    }
+}
+
+fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// The fixed label a path is counted under in `/metrics` (never the raw path).
+pub fn page_label(app: &App, path: &str) -> &'static str {
+    match path {
+        "/" => "dashboard",
+        "/health" => "health",
+        "/logs" => "logs",
+        "/metrics" => "metrics",
+        _ => app
+            .registry
+            .known()
+            .iter()
+            .find(|n| path.strip_prefix('/') == Some(**n))
+            .copied()
+            .unwrap_or("other"),
+    }
 }
 
 /// `/logs`: the tail of the log file, behind an optional bearer token.
