@@ -304,7 +304,8 @@ fn ready_is_sent_to_systemd_after_the_listener_is_bound_and_stopping_on_sigterm(
     let dir = scratch_dir("notify");
     let path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let starting = Starting::spawn(
         "notify-app",
         Some(&server_section()),
