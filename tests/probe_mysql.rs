@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn db_section(port: &str, user: &str, password: &str, db: &str, extra: &str) -> String {
@@ -182,80 +182,6 @@ fn unresolvable_host_is_a_dns_failure() {
     );
     let (r, _a) = probe("db-dns", &config);
     assert_fails(&r, "dns", &["cannot resolve"]);
-}
-
-/// A private MariaDB that this test may stop and start.
-struct OwnMariaDb {
-    dir: std::path::PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnMariaDb {
-    fn install() -> OwnMariaDb {
-        let dir = scratch_dir("own-mariadb");
-        let ok = Command::new(env_var("SUAI_TEST_MARIADB_INSTALL_DB"))
-            .args([
-                "--no-defaults",
-                &format!("--datadir={}", dir.join("data").display()),
-            ])
-            .args([
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mariadb-install-db failed");
-        OwnMariaDb {
-            dir,
-            port: closed_port(),
-            child: None,
-        }
-    }
-
-    fn start(&mut self) {
-        let child = Command::new(env_var("SUAI_TEST_MARIADBD"))
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", self.dir.join("data").display()))
-            .arg(format!("--socket={}", self.dir.join("sock").display()))
-            .arg(format!("--port={}", self.port))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--user=root",
-                "--skip-name-resolve",
-            ])
-            .args(["--skip-grant-tables", "--skip-log-bin"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let port = self.port;
-        assert!(
-            eventually(Duration::from_secs(30), || std::net::TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "own mariadbd did not come up"
-        );
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnMariaDb {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[test]

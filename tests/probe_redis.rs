@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn redis_config(port: &str, extra: &str) -> String {
@@ -155,87 +155,6 @@ fn unresolvable_host_is_a_dns_failure() {
     );
     let (r, _a) = probe("redis-dns", &config);
     assert_fails(&r, "dns", &["cannot resolve"]);
-}
-
-/// A private redis-server this test owns.
-struct OwnRedis {
-    port: u16,
-    args: Vec<String>,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(extra: &[&str]) -> OwnRedis {
-        let port = closed_port();
-        let dir = scratch_dir("own-redis");
-        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.extend([
-            "--port".into(),
-            port.to_string(),
-            "--dir".into(),
-            dir.display().to_string(),
-        ]);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut r = OwnRedis {
-            port,
-            args,
-            child: None,
-        };
-        r.up();
-        r
-    }
-
-    fn up(&mut self) {
-        let child = Command::new(env_var("SUAI_TEST_REDIS_SERVER"))
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        assert!(
-            eventually(Duration::from_secs(10), || self.cli(&["PING"]).trim()
-                == "PONG"),
-            "own redis did not come up"
-        );
-    }
-
-    fn down(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(env_var("SUAI_TEST_REDIS_CLI"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// How many times the server ran `cmd` since the last CONFIG RESETSTAT.
-    fn calls(&self, cmd: &str) -> u64 {
-        let stats = self.cli(&["INFO", "commandstats"]);
-        stats
-            .lines()
-            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
-            .and_then(|l| l.split("calls=").nth(1))
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.down();
-    }
 }
 
 #[test]

@@ -3,6 +3,10 @@
 #![allow(dead_code)]
 
 pub mod imds;
+pub mod load;
+pub mod servers;
+#[allow(unused_imports)]
+pub use servers::{OwnMariaDb, OwnRedis};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
