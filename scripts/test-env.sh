@@ -248,6 +248,13 @@ ensure_packages() {
     have openssl || pkgs+=(openssl)
     have curl || pkgs+=(curl ca-certificates)
     have python3 || pkgs+=(python3)
+    # Deploy tests (tests/deploy.rs): Debian's AWS CLI v2 at /usr/bin/aws (a plain `aws` on PATH
+    # may be a v1 shim), shellcheck for user-data.sh and the scripts, systemd-analyze for the unit.
+    [[ -x /usr/bin/aws ]] || pkgs+=(awscli)
+    have shellcheck || pkgs+=(shellcheck)
+    have systemd-analyze || pkgs+=(systemd)
+    # Dashboard tests (tests/dashboard.rs): Debian's headless Chromium renders the page.
+    have chromium || pkgs+=(chromium)
     apt_install "${pkgs[@]}"
 }
 
@@ -257,7 +264,7 @@ python_for_venv() {
 
 ensure_moto() {
     if [[ -x $MOTO_VENV/bin/moto_server && -f $MOTO_VENV/.suai-complete ]] &&
-        "$MOTO_VENV/bin/python" -c '' 2>/dev/null; then
+        "$MOTO_VENV/bin/python" -c 'import moto, boto3, prometheus_client' 2>/dev/null; then
         return 0
     fi
     local py
@@ -272,8 +279,9 @@ ensure_moto() {
             "$py" -m venv "$MOTO_VENV" || die "python3 -m venv still fails"
         fi
     fi
-    log "pip install moto[server] boto3 (one-off)"
-    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' boto3 ||
+    # prometheus-client: the official parser reads /metrics in tests/dashboard.rs.
+    log "pip install moto[server] boto3 prometheus-client (one-off)"
+    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' boto3 prometheus-client ||
         die "pip install of moto failed"
     [[ -x $MOTO_VENV/bin/moto_server ]] || die "moto_server missing after pip install"
     touch "$MOTO_VENV/.suai-complete"

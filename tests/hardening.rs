@@ -23,7 +23,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const SLACK: Duration = Duration::from_millis(500);
 
 fn probes_section() -> String {
-    format!("[probes]\ntimeout_ms = {}\ncache_ms = 200\n", BUDGET.as_millis())
+    format!(
+        "[probes]\ntimeout_ms = {}\ncache_ms = 200\n",
+        BUDGET.as_millis()
+    )
 }
 
 fn mysql_section(port: u16, user: &str, password: &str, db: &str) -> String {
@@ -90,7 +93,13 @@ fn fault(a: &App, page: &str, other: &str, inject: impl FnOnce(), heal: impl FnO
         eventually(Duration::from_secs(30), || a.get(page).status == 200),
         "{page} did not recover: {}\n{}",
         a.get(page).body,
-        a.stderr().lines().rev().filter(|l| !l.contains("access")).take(15).collect::<Vec<_>>().join("\n")
+        a.stderr()
+            .lines()
+            .rev()
+            .filter(|l| !l.contains("access"))
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     FaultRun {
         page: page_run,
@@ -102,13 +111,32 @@ fn fault(a: &App, page: &str, other: &str, inject: impl FnOnce(), heal: impl FnO
 
 fn judge(backend: &str, kind: &str, baseline: &Run, r: &FaultRun, stage: &str) {
     let worst = r.page.quantile(1.0);
-    assert!(r.page.count(503) > 0, "{backend}/{kind}: the page reported the fault: {:?}", r.page.statuses);
-    assert!(worst < BUDGET + SLACK, "{backend}/{kind}: a page waited {worst:?}");
-    assert_eq!(r.health.count(200), r.health.latencies.len(), "{backend}/{kind}: /health always 200");
+    assert!(
+        r.page.count(503) > 0,
+        "{backend}/{kind}: the page reported the fault: {:?}",
+        r.page.statuses
+    );
+    assert!(
+        worst < BUDGET + SLACK,
+        "{backend}/{kind}: a page waited {worst:?}"
+    );
+    assert_eq!(
+        r.health.count(200),
+        r.health.latencies.len(),
+        "{backend}/{kind}: /health always 200"
+    );
     assert_eq!(r.health.errors, 0);
     let (p99_base, p99_fault) = (baseline.quantile(0.99), r.health.quantile(0.99));
-    assert!(p99_fault < Duration::from_millis(100), "{backend}/{kind}: /health p99 {p99_fault:?}");
-    assert_eq!(r.other.count(200), 20, "{backend}/{kind}: the other page was unaffected: {:?}", r.other.statuses);
+    assert!(
+        p99_fault < Duration::from_millis(100),
+        "{backend}/{kind}: /health p99 {p99_fault:?}"
+    );
+    assert_eq!(
+        r.other.count(200),
+        20,
+        "{backend}/{kind}: the other page was unaffected: {:?}",
+        r.other.statuses
+    );
     assert!(r.other.quantile(1.0) < Duration::from_millis(500));
     record(
         "faults",
@@ -125,8 +153,17 @@ fn judge(backend: &str, kind: &str, baseline: &Run, r: &FaultRun, stage: &str) {
 }
 
 /// Starts the app, measures a /health baseline, then runs each fault in turn.
-fn run_faults(backend: &str, page: &str, other: &str, config: String, cases: Vec<(&str, &str, Box<dyn FnOnce()>, Box<dyn FnOnce()>)>) {
-    let a = App::start(&format!("fault-{backend}"), &format!("{}{}{config}", server_section(), probes_section()));
+fn run_faults(
+    backend: &str,
+    page: &str,
+    other: &str,
+    config: String,
+    cases: Vec<(&str, &str, Box<dyn FnOnce()>, Box<dyn FnOnce()>)>,
+) {
+    let a = App::start(
+        &format!("fault-{backend}"),
+        &format!("{}{}{config}", server_section(), probes_section()),
+    );
     let baseline = health_for(&a, Duration::from_millis(1000));
     for (kind, stage, inject, heal) in cases {
         let r = fault(&a, page, other, inject, heal);
@@ -139,17 +176,41 @@ fn faults_on_redis() {
     let _serial = serial();
     let redis = Arc::new(std::sync::Mutex::new(OwnRedis::start(&[])));
     let port = redis.lock().unwrap().port;
-    let (r1, r2, r3, r4, r5) = (redis.clone(), redis.clone(), redis.clone(), redis.clone(), redis.clone());
-    let pid = move |r: &Arc<std::sync::Mutex<OwnRedis>>| r.lock().unwrap().child.as_ref().unwrap().id();
+    let (r1, r2, r3, r4, r5) = (
+        redis.clone(),
+        redis.clone(),
+        redis.clone(),
+        redis.clone(),
+        redis.clone(),
+    );
+    let pid =
+        move |r: &Arc<std::sync::Mutex<OwnRedis>>| r.lock().unwrap().child.as_ref().unwrap().id();
     run_faults(
         "redis",
         "/redis",
         "/database",
         format!("{}{}", redis_section(port), shared_mysql()),
         vec![
-            ("killed, restarted", "connect", Box::new(move || r1.lock().unwrap().down()), Box::new(move || r2.lock().unwrap().up())),
-            ("paused (CLIENT PAUSE 4000 ALL)", "timeout", Box::new(move || { r3.lock().unwrap().cli(&["CLIENT", "PAUSE", "4000", "ALL"]); }), Box::new(|| {})),
-            ("paused (SIGSTOP/SIGCONT)", "timeout", Box::new(move || signal(pid(&r4), "STOP")), Box::new(move || signal(pid(&r5), "CONT"))),
+            (
+                "killed, restarted",
+                "connect",
+                Box::new(move || r1.lock().unwrap().down()),
+                Box::new(move || r2.lock().unwrap().up()),
+            ),
+            (
+                "paused (CLIENT PAUSE 4000 ALL)",
+                "timeout",
+                Box::new(move || {
+                    r3.lock().unwrap().cli(&["CLIENT", "PAUSE", "4000", "ALL"]);
+                }),
+                Box::new(|| {}),
+            ),
+            (
+                "paused (SIGSTOP/SIGCONT)",
+                "timeout",
+                Box::new(move || signal(pid(&r4), "STOP")),
+                Box::new(move || signal(pid(&r5), "CONT")),
+            ),
         ],
     );
 }
@@ -167,9 +228,18 @@ fn faults_on_mariadb() {
         "database",
         "/database",
         "/redis",
-        format!("{}{}", mysql_section(port, "root", "", "mysql"), shared_redis()),
+        format!(
+            "{}{}",
+            mysql_section(port, "root", "", "mysql"),
+            shared_redis()
+        ),
         vec![
-            ("killed, restarted", "connect", Box::new(move || d1.lock().unwrap().stop()), Box::new(move || d2.lock().unwrap().start())),
+            (
+                "killed, restarted",
+                "connect",
+                Box::new(move || d1.lock().unwrap().stop()),
+                Box::new(move || d2.lock().unwrap().start()),
+            ),
             (
                 "paused (SIGSTOP/SIGCONT)",
                 "timeout",
@@ -184,18 +254,32 @@ fn faults_on_mariadb() {
 fn hung_and_black_holed_backends() {
     let _serial = serial();
     for backend in ["database", "redis", "s3", "dynamodb"] {
-        for (kind, stage) in [("hung (accepts, never replies)", "timeout"), ("black-holed (connect never completes)", "timeout")] {
+        for (kind, stage) in [
+            ("hung (accepts, never replies)", "timeout"),
+            ("black-holed (connect never completes)", "timeout"),
+        ] {
             let hung = HungServer::start();
             let hole = BlackHole::start();
-            let port = if kind.starts_with("hung") { hung.port } else { hole.port };
+            let port = if kind.starts_with("hung") {
+                hung.port
+            } else {
+                hole.port
+            };
             let section = match backend {
                 "database" => format!("{}{}", mysql_section(port, "u", "p", "d"), shared_redis()),
                 "redis" => format!("{}{}", redis_section(port), shared_mysql()),
                 "s3" => format!("[aws]\nendpoint_url = \"http://127.0.0.1:{port}\"\n[s3]\nbucket = \"b\"\n{}", shared_redis()),
                 _ => format!("[aws]\nendpoint_url = \"http://127.0.0.1:{port}\"\n[dynamodb]\ntable = \"t\"\n{}", shared_redis()),
             };
-            let other = if backend == "redis" { "/database" } else { "/redis" };
-            let a = App::start(&format!("hung-{backend}"), &format!("{}{}{section}", server_section(), probes_section()));
+            let other = if backend == "redis" {
+                "/database"
+            } else {
+                "/redis"
+            };
+            let a = App::start(
+                &format!("hung-{backend}"),
+                &format!("{}{}{section}", server_section(), probes_section()),
+            );
             let baseline = health_for(&a, Duration::from_millis(500));
             // The fault is there from the start: hammer, measure, check the budget holds.
             let stop = Arc::new(AtomicBool::new(false));
@@ -211,9 +295,17 @@ fn hung_and_black_holed_backends() {
             let other_run = keepalive(a.addr, other, 20);
             stop.store(true, Ordering::SeqCst);
             let page = hammer.join().unwrap();
-            let r = FaultRun { page, health, other: other_run, recovered: Duration::ZERO };
+            let r = FaultRun {
+                page,
+                health,
+                other: other_run,
+                recovered: Duration::ZERO,
+            };
             let body = a.get(&format!("/{backend}")).body;
-            assert!(body.starts_with(&format!("ERROR: {stage}:")), "{backend}/{kind}: {body}");
+            assert!(
+                body.starts_with(&format!("ERROR: {stage}:")),
+                "{backend}/{kind}: {body}"
+            );
             judge(backend, kind, &baseline, &r, stage);
         }
     }
@@ -233,21 +325,35 @@ impl OwnMoto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let m = OwnMoto { port, child: Some(child) };
-        assert!(eventually(Duration::from_secs(30), || m.provision()), "own moto did not come up");
+        let m = OwnMoto {
+            port,
+            child: Some(child),
+        };
+        assert!(
+            eventually(Duration::from_secs(30), || m.provision()),
+            "own moto did not come up"
+        );
         m
     }
 
     /// Creates the bucket and table (moto keeps no state across restarts).
     fn provision(&self) -> bool {
-        let python = std::path::Path::new(&env_var("SUAI_TEST_MOTO_SERVER")).parent().unwrap().join("python");
+        let python = std::path::Path::new(&env_var("SUAI_TEST_MOTO_SERVER"))
+            .parent()
+            .unwrap()
+            .join("python");
         let script = format!(
             "import boto3\nkw=dict(endpoint_url='http://127.0.0.1:{}',region_name='us-east-1',aws_access_key_id='testing',aws_secret_access_key='testing')\n\
              boto3.client('s3',**kw).create_bucket(Bucket='hard-bucket')\n\
              boto3.client('dynamodb',**kw).create_table(TableName='hard-table',KeySchema=[{{'AttributeName':'id','KeyType':'HASH'}}],AttributeDefinitions=[{{'AttributeName':'id','AttributeType':'S'}}],BillingMode='PAY_PER_REQUEST')\n",
             self.port
         );
-        Command::new(python).args(["-c", &script]).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+        Command::new(python)
+            .args(["-c", &script])
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
     }
 
     fn kill(&mut self) {
@@ -285,7 +391,12 @@ fn faults_on_s3_and_dynamodb() {
             "/redis",
             config.clone(),
             vec![
-                ("killed, restarted", "connect", Box::new(move || m1.lock().unwrap().kill()), Box::new(move || *m2.lock().unwrap() = OwnMoto::start(port))),
+                (
+                    "killed, restarted",
+                    "connect",
+                    Box::new(move || m1.lock().unwrap().kill()),
+                    Box::new(move || *m2.lock().unwrap() = OwnMoto::start(port)),
+                ),
                 (
                     "paused (SIGSTOP/SIGCONT)",
                     "timeout",
@@ -293,6 +404,702 @@ fn faults_on_s3_and_dynamodb() {
                     Box::new(move || signal(m4.lock().unwrap().pid(), "CONT")),
                 ),
             ],
+        );
+    }
+}
+
+fn mariadb_status(db: &OwnMariaDb, var: &str) -> u64 {
+    db.sql(&format!("SHOW GLOBAL STATUS LIKE '{var}'"))
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {var}"))
+}
+
+/// Samples `f` every 100 ms until stopped; returns the maximum seen.
+fn sample_max(
+    f: impl Fn() -> u64 + Send + 'static,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let t = std::thread::spawn(move || {
+        let mut max = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
+            max = max.max(f());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        max
+    });
+    (stop, t)
+}
+
+#[test]
+fn flood_of_10000_database_requests_costs_one_query_per_cache_window() {
+    let _serial = serial();
+    let mut db = OwnMariaDb::install();
+    db.start();
+    let config = format!(
+        "{}[probes]\ncache_ms = 250\n{}",
+        server_section(),
+        mysql_section(db.port, "root", "", "mysql")
+    );
+    let a = App::start("flood-db", &config);
+    assert_eq!(a.get("/database").body, "OK", "pool warm");
+    let db = Arc::new(db);
+    let probe_selects_before = mariadb_status(&db, "Com_select");
+    let d = db.clone();
+    // Threads_connected counts the sampling client itself: subtract it.
+    let (stop, sampler) =
+        sample_max(move || mariadb_status(&d, "Threads_connected").saturating_sub(1));
+    let started = Instant::now();
+    let run = flood(a.addr, "/database", 200, 50);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let max_conns = sampler.join().unwrap();
+    let selects = mariadb_status(&db, "Com_select") - probe_selects_before;
+    let windows = elapsed.as_millis() as u64 / 250 + 1;
+    assert_eq!(
+        run.count(200),
+        10_000,
+        "errors {} statuses {:?}",
+        run.errors,
+        run.statuses.iter().find(|s| **s != 200)
+    );
+    assert!(
+        selects <= windows + 1,
+        "{selects} SELECTs in {windows} windows"
+    );
+    assert!(
+        max_conns <= 2,
+        "the pool held at most 2 connections, saw {max_conns}"
+    );
+    record(
+        "floods",
+        json!({
+            "load": "10,000 GET /database over 200 keep-alive connections",
+            "answered": format!("{} x 200 OK", run.count(200)),
+            "time (s)": (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+            "p50 / p99 ms": format!("{} / {}", ms(run.quantile(0.5)), ms(run.quantile(0.99))),
+            "backend saw": format!("{selects} SELECTs in {windows} cache windows of 250 ms"),
+            "backend connections (max)": max_conns,
+        }),
+    );
+}
+
+#[test]
+fn flood_of_redis_requests_keeps_connections_bounded() {
+    let _serial = serial();
+    let redis = Arc::new(OwnRedis::start(&[]));
+    let a = App::start(
+        "flood-redis",
+        &format!(
+            "{}[probes]\ncache_ms = 250\n{}",
+            server_section(),
+            redis_section(redis.port)
+        ),
+    );
+    assert_eq!(a.get("/redis").body, "OK");
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    let r = redis.clone();
+    let clients = move || {
+        r.cli(&["INFO", "clients"])
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            .saturating_sub(1)
+    };
+    let (stop, sampler) = sample_max(clients);
+    let started = Instant::now();
+    let run = flood(a.addr, "/redis", 200, 50);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let max_clients = sampler.join().unwrap();
+    let pings = redis.calls("ping");
+    let windows = elapsed.as_millis() as u64 / 250 + 1;
+    assert_eq!(run.count(200), 10_000);
+    assert!(pings <= windows + 1, "{pings} PINGs in {windows} windows");
+    assert!(
+        max_clients <= 1,
+        "one connection manager, saw {max_clients}"
+    );
+    record(
+        "floods",
+        json!({
+            "load": "10,000 GET /redis over 200 keep-alive connections",
+            "answered": format!("{} x 200 OK", run.count(200)),
+            "time (s)": (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+            "p50 / p99 ms": format!("{} / {}", ms(run.quantile(0.5)), ms(run.quantile(0.99))),
+            "backend saw": format!("{pings} PINGs in {windows} cache windows of 250 ms"),
+            "backend connections (max)": max_clients,
+        }),
+    );
+}
+
+/// Opens `n` connections that send a partial request head and never finish it.
+fn slowloris(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    (0..n)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).ok()?;
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .ok()?;
+            Some(s)
+        })
+        .collect()
+}
+
+#[test]
+fn a_thousand_slowloris_connections_do_not_stop_health() {
+    let _serial = serial();
+    let a = App::start(
+        "slowloris",
+        &format!("{}header_timeout_ms = 3000\n", server_section()),
+    );
+    let baseline = keepalive(a.addr, "/health", 500);
+    let held = slowloris(a.addr, 1000);
+    assert_eq!(held.len(), 1000);
+    let during = keepalive(a.addr, "/health", 500);
+    assert_eq!(during.count(200), 500);
+    assert!(
+        during.quantile(0.99) < Duration::from_millis(100),
+        "{:?}",
+        during.quantile(0.99)
+    );
+    // The header timeout reaps them: the server closes every one.
+    use std::io::Read;
+    let started = Instant::now();
+    let mut closed = 0;
+    for mut s in held {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        if matches!(s.read(&mut buf), Ok(0) | Ok(_)) {
+            closed += 1;
+        }
+    }
+    let reaped_in = started.elapsed();
+    assert_eq!(closed, 1000);
+    assert!(reaped_in < Duration::from_secs(8), "{reaped_in:?}");
+    record(
+        "floods",
+        json!({
+            "load": "1,000 slowloris connections (request head never finished), header timeout 3 s",
+            "answered": format!("/health 500/500 OK while they were open"),
+            "time (s)": (reaped_in.as_secs_f64() * 10.0).round() / 10.0,
+            "p50 / p99 ms": format!("{} / {} (before: {} / {})", ms(during.quantile(0.5)), ms(during.quantile(0.99)), ms(baseline.quantile(0.5)), ms(baseline.quantile(0.99))),
+            "backend saw": "none (no backend touched)",
+            "backend connections (max)": 0,
+        }),
+    );
+}
+
+#[test]
+fn the_connection_cap_holds_and_is_reported() {
+    let _serial = serial();
+    use std::io::Read;
+    let a = App::start(
+        "cap-hold",
+        &format!(
+            "{}max_connections = 100\nheader_timeout_ms = 20000\n",
+            server_section()
+        ),
+    );
+    let conns: Vec<_> = (0..150)
+        .map(|_| std::net::TcpStream::connect(a.addr).unwrap())
+        .collect();
+    let mut refused = 0;
+    for mut s in conns.iter().skip(100) {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        if buf.starts_with("HTTP/1.1 503") {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 50, "the 50 connections over the cap got 503");
+    assert!(eventually(Duration::from_secs(5), || a
+        .stderr()
+        .contains("connection limit reached")));
+    drop(conns);
+    assert!(
+        eventually(Duration::from_secs(5), || a.get("/health").status == 200),
+        "served again once below the cap"
+    );
+    record(
+        "floods",
+        json!({
+            "load": "150 idle connections against max_connections = 100",
+            "answered": "100 held, 50 answered 503 at once and closed; logged 'connection limit reached'",
+            "time (s)": 0.0,
+            "p50 / p99 ms": "-",
+            "backend saw": "none",
+            "backend connections (max)": 0,
+        }),
+    );
+}
+
+#[test]
+fn hostile_requests_get_4xx_and_the_server_keeps_serving() {
+    let _serial = serial();
+    let a = App::start(
+        "hostile",
+        &format!("{}[logs]\nmax_lines = 1000\n", server_section()),
+    );
+    let big = "a".repeat(64 * 1024);
+    let long_path = format!("/{}", "x".repeat(20 * 1024));
+    let cases: Vec<(String, Vec<u8>, std::ops::RangeInclusive<u16>)> = vec![
+        (
+            "64 KiB header".into(),
+            format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n")
+                .into_bytes(),
+            431..=431,
+        ),
+        (
+            "20 KiB path".into(),
+            format!("GET {long_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .into_bytes(),
+            400..=499,
+        ),
+        (
+            "invalid method token".into(),
+            b"G@T /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            400..=400,
+        ),
+        (
+            "not HTTP at all".into(),
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n".to_vec(),
+            400..=400,
+        ),
+        (
+            "bad HTTP version".into(),
+            b"GET /health HTTP/9.9\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            400..=505,
+        ),
+        (
+            "path traversal".into(),
+            b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            400..=404,
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, raw, want) in cases {
+        let r = send_raw_lenient(a.addr, &raw);
+        assert!(want.contains(&r), "{name}: got {r}");
+        rows.push((name, r));
+    }
+    for method in ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO"] {
+        let r = a.request(method, "/health", &[("Content-Length", "0")]);
+        assert_eq!(r.status, 405, "{method}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
+        rows.push((format!("method {method}"), r.status));
+    }
+    for q in [
+        "lines=../../etc/passwd",
+        "lines=%00",
+        "lines=1e9",
+        "lines=-1",
+        "lines=0x10",
+        "lines[]=1",
+        "lines=1;rm",
+        "a=b",
+        &format!("lines={}", "9".repeat(5000)),
+    ] {
+        let r = a.get(&format!("/logs?{q}"));
+        assert_eq!(r.status, 400, "/logs?{q}");
+        rows.push((
+            format!("/logs?{}", q.chars().take(30).collect::<String>()),
+            r.status,
+        ));
+    }
+    assert_eq!(a.get("/health").body, "healthy", "still serving");
+    for (input, status) in rows {
+        record(
+            "bad input",
+            json!({"input": input, "answer": status, "lost": "nothing (server kept serving)"}),
+        );
+    }
+}
+
+/// Like `send_raw`, but a connection the server closes without a response counts as 400.
+fn send_raw_lenient(addr: std::net::SocketAddr, raw: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(raw);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(400)
+}
+
+#[test]
+fn a_multi_gigabyte_log_is_tailed_with_bounded_memory() {
+    let _serial = serial();
+    use std::io::Write;
+    let dir = scratch_dir("biglog");
+    let log = dir.join("huge.log");
+    // 3 GiB: a sparse hole, then 20,000 real lines at the end (what /logs reads).
+    let f = std::fs::File::create(&log).unwrap();
+    f.set_len(3 * 1024 * 1024 * 1024).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for i in 0..20_000 {
+        writeln!(
+            f,
+            "2026-11-23T00:00:00Z INFO old line {i} {}",
+            "x".repeat(100)
+        )
+        .unwrap();
+    }
+    drop(f);
+    let size = std::fs::metadata(&log).unwrap().len();
+    let config = format!(
+        "{}[logs]\nfile = \"{}\"\nmax_lines = 20000\n",
+        server_section(),
+        log.display()
+    );
+    let a = App::start("biglog-app", &config);
+    let pid = a.child.id();
+    let before = peak_rss_kib(pid);
+    let mut answered = 0;
+    for _ in 0..5 {
+        let r = a.get("/logs?lines=20000");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.lines().count(), 20_000);
+        assert!(r.body.lines().next().unwrap().contains("old line "));
+        answered += 1;
+    }
+    let after = peak_rss_kib(pid);
+    let growth_mib = (after.saturating_sub(before)) as f64 / 1024.0;
+    assert!(after < 64 * 1024, "peak RSS {after} KiB");
+    record(
+        "memory",
+        json!({
+            "case": format!("/logs?lines=20000 x{answered} on a {:.1} GiB log", size as f64 / (1u64 << 30) as f64),
+            "peak RSS before (MiB)": (before as f64 / 102.4).round() / 10.0,
+            "peak RSS after (MiB)": (after as f64 / 102.4).round() / 10.0,
+            "growth (MiB)": (growth_mib * 10.0).round() / 10.0,
+        }),
+    );
+}
+
+#[test]
+fn secrets_appear_on_no_surface() {
+    let _serial = serial();
+    let db_pw = env_var("SUAI_TEST_MYSQL_PASSWORD");
+    let redis_pw = env_var("SUAI_TEST_REDIS_DEFAULT_PASSWORD");
+    let aws_secret = "Aws-Secret-Key-For-Surface-Test-0042";
+    let wrong_db_pw = "Wrong-Db-Pw-Surface-77";
+    let wrong_redis_pw = "Wrong-Redis-Pw-Surface-88";
+    let denied_secret = env_var("SUAI_TEST_DENIED_SECRET");
+    let secrets = [
+        db_pw.as_str(),
+        redis_pw.as_str(),
+        aws_secret,
+        wrong_db_pw,
+        wrong_redis_pw,
+        denied_secret.as_str(),
+    ];
+    let mut surfaces = 0;
+    let mut checked = |what: &str, text: &str| {
+        for s in secrets {
+            assert!(!text.contains(s), "a secret leaked into {what}");
+        }
+        surfaces += 1;
+    };
+    let mysql = env_var("SUAI_TEST_MYSQL_PORT").parse().unwrap();
+    let redis_port: u16 = env_var("SUAI_TEST_REDIS_AUTH_PORT").parse().unwrap();
+    let moto = env_var("SUAI_TEST_MOTO_URL");
+    let moto_auth = env_var("SUAI_TEST_MOTO_AUTH_URL");
+    let variants = [
+        (
+            "success",
+            db_pw.clone(),
+            redis_pw.clone(),
+            moto.clone(),
+            "testing".to_string(),
+            aws_secret.to_string(),
+        ),
+        (
+            "failure",
+            wrong_db_pw.to_string(),
+            wrong_redis_pw.to_string(),
+            moto_auth.clone(),
+            env_var("SUAI_TEST_DENIED_KEY_ID"),
+            denied_secret.clone(),
+        ),
+    ];
+    for (name, dbp, rp, endpoint, key_id, secret) in variants {
+        let config = format!(
+            "{}[logs]\ntoken = \"logs-token-1\"\n[aws]\nendpoint_url = \"{endpoint}\"\n[s3]\nbucket = \"{}\"\n[dynamodb]\ntable = \"{}\"\n{}[redis]\nhost = \"127.0.0.1\"\nport = {redis_port}\npassword = \"{rp}\"\n",
+            server_section(),
+            env_var("SUAI_TEST_BUCKET"),
+            env_var("SUAI_TEST_TABLE"),
+            mysql_section(mysql, "probe", &dbp, "suai"),
+        );
+        let envs = [
+            ("AWS_ACCESS_KEY_ID", key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+        ];
+        let a = App::start_with(&format!("secrets-{name}"), &config, &envs);
+        let want = if name == "success" { 200 } else { 503 };
+        for page in ["/database", "/redis", "/s3", "/dynamodb"] {
+            let r = a.get(page);
+            assert_eq!(r.status, want, "{name} {page}: {}", r.body);
+            checked(page, &r.body);
+            checked(
+                &format!("{page} json"),
+                &a.get(&format!("{page}?format=json")).body,
+            );
+        }
+        checked("/ text", &a.get("/").body);
+        checked(
+            "/ html",
+            &a.request("GET", "/", &[("Accept", "text/html")]).body,
+        );
+        checked("/ json", &a.get("/?format=json").body);
+        checked("/metrics", &a.get("/metrics").body);
+        checked("/health", &a.get("/health").body);
+        checked(
+            "/logs",
+            &a.request(
+                "GET",
+                "/logs?lines=1000",
+                &[("Authorization", "Bearer logs-token-1")],
+            )
+            .body,
+        );
+        for args in [
+            &["config", "show"][..],
+            &["--help"][..],
+            &["check"][..],
+            &["config", "validate"][..],
+        ] {
+            let out = Command::new(BIN)
+                .args(args)
+                .current_dir(&a.dir)
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("AWS_ACCESS_KEY_ID", &key_id)
+                .env("AWS_SECRET_ACCESS_KEY", &secret)
+                .env("AWS_REGION", "us-east-1")
+                .output()
+                .unwrap();
+            checked(
+                &format!("{args:?} stdout"),
+                &String::from_utf8_lossy(&out.stdout),
+            );
+            checked(
+                &format!("{args:?} stderr"),
+                &String::from_utf8_lossy(&out.stderr),
+            );
+        }
+        let mut a = a;
+        a.terminate();
+        a.wait(Duration::from_secs(10));
+        checked("output.log", &a.log_file());
+        checked("stderr", &a.stderr());
+    }
+    record(
+        "secrets",
+        json!({
+            "secrets planted": "DB password (right and wrong), Redis password (right and wrong), AWS secret keys (accepted and denied)",
+            "surfaces checked": surfaces,
+            "where": "every probe page (text and JSON), / (text, HTML, JSON), /metrics, /health, /logs, output.log, stderr, config show, --help, check, config validate; under success and failure",
+            "found": 0,
+        }),
+    );
+}
+
+#[test]
+fn sigterm_during_100_in_flight_requests_completes_them_all() {
+    let _serial = serial();
+    let hung = HungServer::start();
+    let config = format!(
+        "{}[redis]\nhost = \"127.0.0.1\"\nport = {}\ntimeout_ms = 2000\n",
+        server_section(),
+        hung.port
+    );
+    let mut a = App::start("drain-100", &config);
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let threads: Vec<_> = (0..100)
+        .map(|_| {
+            let (addr, sent) = (a.addr, sent.clone());
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /redis HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+                let mut buf = String::new();
+                s.read_to_string(&mut buf).unwrap();
+                buf
+            })
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(10), || sent
+        .load(Ordering::SeqCst)
+        == 100
+        && hung.accepted() > 0));
+    let started = Instant::now();
+    a.terminate();
+    let answers: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let complete = answers
+        .iter()
+        .filter(|b| b.starts_with("HTTP/1.1 503") && b.contains("ERROR: timeout:"))
+        .count();
+    let code = a.wait(Duration::from_secs(15)).code();
+    let drained_in = started.elapsed();
+    assert_eq!(complete, 100, "every in-flight request got its full answer");
+    assert_eq!(code, Some(0));
+    let log = a.log_file();
+    assert_eq!(
+        log.matches("path=/redis status=503").count(),
+        100,
+        "all 100 access lines flushed"
+    );
+    assert!(log.contains("stopped"));
+    record(
+        "shutdown",
+        json!({
+            "case": "SIGTERM with 100 requests in flight (backend hung, 2 s budget)",
+            "completed": format!("{complete}/100 full responses"),
+            "exit code": code,
+            "drained in (s)": (drained_in.as_secs_f64() * 10.0).round() / 10.0,
+            "access lines in output.log": 100,
+        }),
+    );
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as PtConfig, TestRunner};
+    use suaicloudapp::config::Config;
+
+    /// TOML-shaped lines from the schema's own words, so the parser gets past the first token.
+    fn toml_like() -> impl Strategy<Value = String> {
+        let words = prop::sample::select(vec![
+            "[server]",
+            "[database]",
+            "[redis]",
+            "[s3]",
+            "[logs]",
+            "[probes]",
+            "[aws]",
+            "[dynamodb]",
+            "[[x]]",
+            "host",
+            "port",
+            "user",
+            "password",
+            "dbname",
+            "mode",
+            "tls",
+            "timeout_ms",
+            "cache_ms",
+            "token",
+            "bucket",
+            "table",
+        ]);
+        prop::collection::vec((words, "[ =\\[\\]\"'a-z0-9.\\-_{},#]{0,24}"), 0..24).prop_map(
+            |lines| {
+                lines
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}{v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+        )
+    }
+
+    #[test]
+    fn config_parser_never_panics_and_errors_stay_one_line() {
+        let _serial = serial();
+        let cases = 5000;
+        let mut runner = TestRunner::new(PtConfig {
+            cases,
+            ..PtConfig::default()
+        });
+        let strategy = prop_oneof![toml_like(), "\\PC{0,300}", any::<String>()];
+        let rejected = std::sync::atomic::AtomicU32::new(0);
+        runner
+            .run(&strategy, |text| {
+                if let Err(e) = Config::parse(&text, "fuzz.toml") {
+                    rejected.fetch_add(1, Ordering::Relaxed);
+                    let msg = e.to_string();
+                    prop_assert!(!msg.contains('\n'), "multi-line error: {msg:?}");
+                    prop_assert!(msg.starts_with("fuzz.toml"), "error names the file: {msg}");
+                }
+                Ok(())
+            })
+            .unwrap();
+        record(
+            "bad input",
+            json!({
+                "input": format!("{cases} generated configs (TOML-shaped and arbitrary text)"),
+                "answer": format!("{} rejected with one-line file:line:column errors, the rest parsed", rejected.load(Ordering::Relaxed)),
+                "lost": "no panic",
+            }),
+        );
+    }
+
+    #[test]
+    fn request_paths_and_queries_never_break_the_server() {
+        let _serial = serial();
+        let a = App::start(
+            "fuzz-http",
+            &format!("{}{}", server_section(), shared_redis()),
+        );
+        let cases = 1000;
+        let mut runner = TestRunner::new(PtConfig {
+            cases,
+            ..PtConfig::default()
+        });
+        let method = prop::sample::select(vec!["GET", "HEAD", "POST", "OPTIONS", "X-Y"]);
+        let pages = prop::sample::select(vec![
+            "/",
+            "/health",
+            "/logs",
+            "/metrics",
+            "/redis",
+            "/database",
+            "/s3",
+        ]);
+        let path = prop_oneof![
+            pages.prop_map(str::to_string),
+            "/[a-z0-9/._%~!$&'()*+,;=:@-]{0,60}"
+        ];
+        let query = proptest::option::of(prop_oneof![
+            "(lines|format|refresh)=[a-z0-9%+._-]{0,20}",
+            "[a-z0-9=&%+._-]{0,60}"
+        ]);
+        let strategy = (method, path, query);
+        let statuses = std::sync::Mutex::new(std::collections::BTreeMap::new());
+        runner
+            .run(&strategy, |(m, path, query)| {
+                let target = match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                let raw = format!("{m} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let status = send_raw_lenient(a.addr, raw.as_bytes());
+                prop_assert!((200..600).contains(&status));
+                prop_assert!(status != 500 || path.starts_with("/logs"), "500 on {target}");
+                *statuses.lock().unwrap().entry(status).or_insert(0u32) += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(a.get("/health").body, "healthy");
+        record(
+            "bad input",
+            json!({
+                "input": format!("{cases} generated requests (method, path, query)"),
+                "answer": format!("status counts {:?}", statuses.lock().unwrap()),
+                "lost": "no panic, server kept serving",
+            }),
         );
     }
 }

@@ -1,0 +1,221 @@
+#!/bin/bash
+# EC2 user-data for suaicloudapp on Amazon Linux 2 and Amazon Linux 2023.
+#
+# Installs the binary from S3, points it at its config in S3, installs and starts the systemd
+# unit. The instance role needs s3:GetObject on both keys (and s3:ListBucket on the bucket for
+# the /s3 page). cloud-init runs this once per instance and keeps its output in
+# /var/log/cloud-init-output.log. Running it again is safe: it reinstalls and restarts.
+#
+# Settings: edit the defaults below, or set them in the environment.
+#   BUCKET      bucket holding the binary and the config (required)
+#   BINARY_KEY  key of the binary               (default suaicloudapp/suaicloudapp)
+#   CONFIG_KEY  key of config.toml              (default suaicloudapp/config.toml)
+#   REGION      region of the bucket            (default: the instance's, from IMDSv2)
+#   ROOT        prefix for every installed path (default empty; tests use a scratch dir)
+#   SYSTEMCTL   service manager command         (default systemctl)
+#   AWS         AWS CLI command                 (default aws)
+#   IMDS        instance metadata endpoint      (default http://169.254.169.254)
+#   AWS_ENDPOINT_URL  optional S3 endpoint override (VPC endpoint, emulator): passed to the CLI
+#               as --endpoint-url (older CLIs ignore the variable) and to the service.
+set -euo pipefail
+
+BUCKET="${BUCKET:-}"
+BINARY_KEY="${BINARY_KEY:-suaicloudapp/suaicloudapp}"
+CONFIG_KEY="${CONFIG_KEY:-suaicloudapp/config.toml}"
+REGION="${REGION:-}"
+ROOT="${ROOT:-}"
+SYSTEMCTL="${SYSTEMCTL:-systemctl}"
+AWS="${AWS:-aws}"
+IMDS="${IMDS:-http://169.254.169.254}"
+
+NAME=suaicloudapp
+IMDS="${IMDS%/}"
+# The AWS CLI takes its credentials (the instance role) from the same metadata endpoint; it
+# wants the trailing slash.
+export AWS_EC2_METADATA_SERVICE_ENDPOINT="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-$IMDS/}"
+
+log() { printf '%s user-data: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+die() { log "ERROR: $*"; exit 1; }
+
+# One IMDSv2 value: a session token first, then the GET. Bounded: 2 s to connect, 5 s per call,
+# 5 attempts one second apart (the metadata service can be briefly unreachable early in boot).
+imds_get() {
+    local path=$1 attempt token value
+    for attempt in 1 2 3 4 5; do
+        if token=$(curl -sSf --connect-timeout 2 --max-time 5 -X PUT \
+            -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$IMDS/latest/api/token") &&
+            value=$(curl -sSf --connect-timeout 2 --max-time 5 \
+                -H "X-aws-ec2-metadata-token: $token" "$IMDS/latest/$path"); then
+            printf '%s\n' "$value"
+            return 0
+        fi
+        log "instance metadata $path: attempt $attempt failed" >&2
+        ((attempt < 5)) && sleep 1
+    done
+    return 1
+}
+
+[[ -n $BUCKET ]] || die "BUCKET is not set: edit the top of this script or set it in the environment"
+if [[ -z $REGION ]]; then
+    REGION=$(imds_get meta-data/placement/region) || die "cannot read the region from $IMDS"
+fi
+log "bucket $BUCKET, region $REGION, binary $BINARY_KEY, config $CONFIG_KEY, root '${ROOT:-/}'"
+
+aws_args=(--region "$REGION" --only-show-errors)
+if [[ -n ${AWS_ENDPOINT_URL:-} ]]; then
+    aws_args+=(--endpoint-url "$AWS_ENDPOINT_URL")
+fi
+
+BIN_DIR="$ROOT/usr/local/bin"
+ETC_DIR="$ROOT/etc/$NAME"
+UNIT_DIR="$ROOT/etc/systemd/system"
+install -d -m 0755 "$BIN_DIR" "$ETC_DIR" "$UNIT_DIR"
+
+# Temporary files live next to their destination, so the final mv is an atomic rename (a
+# running binary is replaced, never overwritten in place).
+tmp_files=()
+cleanup() { ((${#tmp_files[@]} == 0)) || rm -f -- "${tmp_files[@]}"; }
+trap cleanup EXIT
+new_tmp() {
+    local f
+    f=$(mktemp "$1/.$NAME.XXXXXX")
+    tmp_files+=("$f")
+    printf '%s\n' "$f"
+}
+
+log "downloading s3://$BUCKET/$BINARY_KEY"
+bin_tmp=$(new_tmp "$BIN_DIR")
+"$AWS" "${aws_args[@]}" s3 cp "s3://$BUCKET/$BINARY_KEY" "$bin_tmp" ||
+    die "cannot download s3://$BUCKET/$BINARY_KEY (does the instance role allow s3:GetObject?)"
+chmod 0755 "$bin_tmp"
+version=$("$bin_tmp" --version) || die "the downloaded binary does not run (wrong architecture?)"
+mv -f "$bin_tmp" "$BIN_DIR/$NAME"
+log "installed $BIN_DIR/$NAME ($version)"
+
+env_tmp=$(new_tmp "$ETC_DIR")
+{
+    printf 'SUAICLOUDAPP_CONFIG=s3://%s/%s\n' "$BUCKET" "$CONFIG_KEY"
+    printf 'AWS_REGION=%s\n' "$REGION"
+    if [[ -n ${AWS_ENDPOINT_URL:-} ]]; then
+        printf 'AWS_ENDPOINT_URL=%s\n' "$AWS_ENDPOINT_URL"
+    fi
+} >"$env_tmp"
+chmod 0644 "$env_tmp"
+mv -f "$env_tmp" "$ETC_DIR/env"
+log "wrote $ETC_DIR/env"
+
+# The unit, byte for byte the repository's systemd/suaicloudapp.service (a test checks it).
+unit_tmp=$(new_tmp "$UNIT_DIR")
+cat >"$unit_tmp" <<'UNIT'
+# suaicloudapp: health and diagnostic pages for an AWS web tier (installed by user-data.sh).
+#
+# Works on Amazon Linux 2023 (systemd 252) and Amazon Linux 2 (systemd 219). systemd 219 warns
+# about and ignores the keys it does not know (DynamicUser, StateDirectory, LogsDirectory,
+# ProtectSystem=strict, the Protect*/Restrict* kernel switches, AmbientCapabilities,
+# MemoryDenyWriteExecute, LockPersonality): there the service runs as root with the older
+# protections only, which is why user-data.sh creates /var/lib/suaicloudapp and
+# /var/log/suaicloudapp itself (systemd 252 adopts them for the dynamic user).
+
+[Unit]
+Description=suaicloudapp health and probe pages
+# The config is fetched from S3 at start: wait for the network to be configured.
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+# The binary sends READY=1 once its listener is bound (after the config fetch).
+Type=notify
+# Written by user-data.sh: SUAICLOUDAPP_CONFIG=s3://BUCKET/KEY and AWS_REGION ("-": optional).
+EnvironmentFile=-/etc/suaicloudapp/env
+# Where the fetched config copy and its ETag are kept (systemd 219 sets no $STATE_DIRECTORY).
+Environment=SUAICLOUDAPP_STATE_DIR=/var/lib/suaicloudapp
+ExecStart=/usr/local/bin/suaicloudapp serve
+# SIGHUP re-reads the config from S3; a bad one is rejected and the running one kept.
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=2
+# The S3 config fetch retries for up to 120 s (SUAICLOUDAPP_CONFIG_DEADLINE_SECS) before READY.
+TimeoutStartSec=180
+# SIGTERM drains in-flight requests (10 s grace by default) before exit 0.
+TimeoutStopSec=30
+# Room for [server] max_connections (default 1024) plus backend sockets and the log file;
+# systemd's default soft limit is 1024.
+LimitNOFILE=65536
+
+# --- Identity and files -------------------------------------------------------------------
+# A transient unprivileged user, allocated at start: no account to manage, owns nothing else.
+DynamicUser=yes
+# /var/lib/suaicloudapp (fetched config, 0600) and /var/log/suaicloudapp, owned by that user.
+StateDirectory=suaicloudapp
+LogsDirectory=suaicloudapp
+# The relative [logs] file (output.log) lands in the logs directory.
+WorkingDirectory=/var/log/suaicloudapp
+# New files (output.log) are not world-readable.
+UMask=0027
+
+# --- Privileges -----------------------------------------------------------------------------
+# Only the right to bind ports below 1024 (for example port 80 behind a load balancer).
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+# No setuid escalation, ever.
+NoNewPrivileges=yes
+
+# --- File system ----------------------------------------------------------------------------
+# The whole tree is read-only except the state and logs directories above.
+ProtectSystem=strict
+# No access to /home, /root, /run/user.
+ProtectHome=yes
+# A private /tmp and /var/tmp.
+PrivateTmp=yes
+# No physical devices: /dev holds only null, zero, random and the like.
+PrivateDevices=yes
+
+# --- Kernel and cgroups ---------------------------------------------------------------------
+# Read-only /proc/sys and /sys; no module loading; no kernel log; no clock changes.
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectClock=yes
+# Read-only cgroup tree.
+ProtectControlGroups=yes
+# Cannot change the host name.
+ProtectHostname=yes
+# Other processes are invisible in /proc.
+ProtectProc=invisible
+# No new namespaces, no realtime scheduling, no setuid/setgid files, no SysV IPC left behind.
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+RemoveIPC=yes
+# IPv4/IPv6 for the listener and the backends; Unix sockets for sd_notify and the journal.
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+# No writable-and-executable memory (no JIT here), no personality(2) changes, native syscalls only.
+MemoryDenyWriteExecute=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+
+# --- Logs -----------------------------------------------------------------------------------
+# stderr carries the same lines as output.log: journalctl -u suaicloudapp.
+StandardOutput=journal
+StandardError=journal
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+chmod 0644 "$unit_tmp"
+mv -f "$unit_tmp" "$UNIT_DIR/$NAME.service"
+log "installed $UNIT_DIR/$NAME.service"
+
+# systemd 252 (AL2023) creates these itself for the dynamic user and adopts existing ones;
+# systemd 219 (AL2) ignores StateDirectory/LogsDirectory, so they must exist beforehand.
+install -d -m 0755 "$ROOT/var/lib/$NAME" "$ROOT/var/log/$NAME"
+
+# enable, then restart (which starts a stopped unit): the same as `enable --now` on a first run,
+# and on a re-run the new binary and settings take effect. With Type=notify, restart returns
+# once the service reported READY=1 (its config fetched and the port bound), or fails.
+log "starting $NAME"
+"$SYSTEMCTL" daemon-reload
+"$SYSTEMCTL" enable "$NAME"
+"$SYSTEMCTL" restart "$NAME"
+"$SYSTEMCTL" is-active "$NAME" >/dev/null || die "$NAME is not active: journalctl -u $NAME"
+log "$NAME is running"
