@@ -152,14 +152,16 @@ fn judge(backend: &str, kind: &str, baseline: &Run, r: &FaultRun, stage: &str) {
     );
 }
 
+/// One fault: its name, the stage the page should report, how to inject it and how to heal it.
+type FaultCase = (
+    &'static str,
+    &'static str,
+    Box<dyn FnOnce()>,
+    Box<dyn FnOnce()>,
+);
+
 /// Starts the app, measures a /health baseline, then runs each fault in turn.
-fn run_faults(
-    backend: &str,
-    page: &str,
-    other: &str,
-    config: String,
-    cases: Vec<(&str, &str, Box<dyn FnOnce()>, Box<dyn FnOnce()>)>,
-) {
+fn run_faults(backend: &str, page: &str, other: &str, config: String, cases: Vec<FaultCase>) {
     let a = App::start(
         &format!("fault-{backend}"),
         &format!("{}{}{config}", server_section(), probes_section()),
