@@ -661,6 +661,33 @@ def provision_data():
            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                       {"AttributeName": "sk", "KeyType": "RANGE"}],
            BillingMode="PAY_PER_REQUEST")
+    # Neighbouring architectures (issue 10): a stream, a delivery stream, a topic, a function.
+    kin = client("kinesis")
+    ignore({"ResourceInUseException"}, kin.create_stream, StreamName="suai-test-stream", ShardCount=1)
+    fh = client("firehose")
+    # moto echoes only what it is given, and the Rust SDK requires buffering, compression and
+    # encryption in the answer: give them explicitly (AWS fills in the same defaults).
+    ignore({"ResourceNotFoundException"}, fh.delete_delivery_stream, DeliveryStreamName="suai-test-firehose")
+    fh.create_delivery_stream(DeliveryStreamName="suai-test-firehose", ExtendedS3DestinationConfiguration={
+        "RoleARN": "arn:aws:iam::123456789012:role/suai-firehose",
+        "BucketARN": f"arn:aws:s3:::{BUCKET}",
+        "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 300},
+        "CompressionFormat": "UNCOMPRESSED",
+        "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
+        "CloudWatchLoggingOptions": {"Enabled": False}})
+    client("sns").create_topic(Name="suai-test-topic")
+    iam = client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+             "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    ignore({"EntityAlreadyExists"}, iam.create_role, RoleName="suai-lambda",
+           AssumeRolePolicyDocument=json.dumps(trust))
+    role = iam.get_role(RoleName="suai-lambda")["Role"]["Arn"]
+    import io, zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("index.py", "def handler(event, context):\n    return 'ok'\n")
+    ignore({"ResourceConflictException"}, client("lambda").create_function, FunctionName="suai-test-fn",
+           Runtime="python3.12", Role=role, Handler="index.handler", Code={"ZipFile": buf.getvalue()})
     s3.head_bucket(Bucket=BUCKET)
     for t in (TABLE, WRONG):
         ddb.get_waiter("table_exists").wait(TableName=t, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
@@ -753,13 +780,14 @@ setup_moto_a() {
     local pid
     start_moto moto-a "$MOTO_PORT"
     pid=$(<"$pidfile")
-    if ((MOTO_STARTED == 0)) && [[ -f $marker && $(<"$marker") == "$pid" ]] &&
+    # The marker records the pid and the provisioning version: a new resource set re-provisions.
+    if ((MOTO_STARTED == 0)) && [[ -f $marker && $(<"$marker") == "$pid v3" ]] &&
         [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 3 -I "$MOTO_URL/$BUCKET") == 200 ]]; then
         return 0
     fi
     log "provisioning moto-a (bucket, tables)"
     moto_py provision "$MOTO_URL" || die "moto-a provisioning failed (log: $LOGS/moto-a.log)"
-    printf '%s\n' "$pid" >"$marker"
+    printf '%s\n' "$pid v3" >"$marker"
 }
 
 setup_moto_b() {
@@ -863,6 +891,17 @@ write_env() {
         env_line SUAI_TEST_REDIS_SERVER "$(command -v redis-server)"
         env_line SUAI_TEST_REDIS_CLI "$(command -v redis-cli)"
         env_line SUAI_TEST_MOTO_SERVER "$MOTO_VENV/bin/moto_server"
+        env_line SUAI_TEST_PG_PORT "$PG_PORT"
+        env_line SUAI_TEST_PG_USER probe
+        env_line SUAI_TEST_PG_PASSWORD "$PG_PASSWORD"
+        env_line SUAI_TEST_PG_DB suai
+        env_line SUAI_TEST_PG_SSLONLY_USER sslonly
+        env_line SUAI_TEST_PG_SSLONLY_PASSWORD "$PG_SSLONLY_PASSWORD"
+        env_line SUAI_TEST_PG_BIN "$(pg_bin)"
+        env_line SUAI_TEST_STREAM suai-test-stream
+        env_line SUAI_TEST_FIREHOSE suai-test-firehose
+        env_line SUAI_TEST_TOPIC_ARN "arn:aws:sns:$AWS_REGION_NAME:123456789012:suai-test-topic"
+        env_line SUAI_TEST_LAMBDA suai-test-fn
     } >"$ENV_FILE.tmp"
     mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -889,6 +928,73 @@ print_table() {
         printf "$fmt" moto-auth "$MOTO_AUTH_URL" "IAM enforced; users denied / reader (keys in env file)"
         printf "$fmt" tls "$TLS_DIR" "ca.pem server.pem server-key.pem other-ca.pem"
     }
+}
+
+# ----------------------------------------------------------------------------
+# PostgreSQL: a private instance with password (SCRAM) auth and TLS, run as the postgres user
+# (initdb refuses root). User probe may connect with or without TLS; user sslonly only with TLS.
+
+PG_PORT=15432
+# Outside /root (0700): the postgres user must reach its own files.
+PG_DIR="${SUAI_TEST_PG_DIR:-/var/tmp/suaicloudapp-test-env/postgres}"
+PG_PASSWORD='probe-pg-Secr3t'
+PG_SSLONLY_PASSWORD='sslonly-pg-pw'
+
+pg_bin() {
+    local d
+    for d in /usr/lib/postgresql/*/bin; do [[ -x $d/pg_ctl ]] && { echo "$d"; return 0; }; done
+    return 1
+}
+
+pg_ready() { "$(pg_bin)/pg_isready" -q -h "$HOST" -p "$PG_PORT"; }
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+start_postgres() {
+    local bin dir="$PG_DIR" logf="$PG_DIR.log"
+    pg_bin >/dev/null || apt_install postgresql
+    bin=$(pg_bin) || die "no PostgreSQL server binaries after installing postgresql"
+    if pg_ready; then
+        log "postgres already running on $PG_PORT"
+        return 0
+    fi
+    ensure_port_free "$PG_PORT" postgres
+    if [[ ! -f $dir/PG_VERSION ]]; then
+        log "initdb postgres in $dir"
+        rm -rf "$dir"
+        install -d -m 0755 "$(dirname "$dir")"
+        install -d -o postgres -g postgres -m 0700 "$dir"
+        local pw="$dir.pw"
+        printf 'admin-pg-pw\n' >"$pw"
+        chown postgres "$pw"
+        as_postgres "$bin/initdb" -D "$dir" -A scram-sha-256 --pwfile="$pw" -U admin >/dev/null ||
+            die "initdb failed"
+        rm -f "$pw"
+        install -o postgres -g postgres -m 0600 "$TLS_DIR/server.pem" "$dir/server.crt"
+        install -o postgres -g postgres -m 0600 "$TLS_DIR/server-key.pem" "$dir/server.key"
+        cat >"$dir/pg_hba.conf" <<HBA
+local   all  all                    trust
+hostssl all  sslonly  127.0.0.1/32  scram-sha-256
+host    all  probe    127.0.0.1/32  scram-sha-256
+host    all  admin    127.0.0.1/32  scram-sha-256
+HBA
+        chown postgres:postgres "$dir/pg_hba.conf"
+    fi
+    touch "$logf" && chown postgres "$logf"
+    log "starting postgres on $HOST:$PG_PORT"
+    as_postgres "$bin/pg_ctl" -D "$dir" -l "$logf" -w -t 30 \
+        -o "-p $PG_PORT -k $dir -c listen_addresses=$HOST -c ssl=on" start >/dev/null 9>&- ||
+        { tail -20 "$logf" >&2; die "postgres did not start"; }
+    as_postgres "$bin/psql" -q -h "$dir" -p "$PG_PORT" -U admin -d postgres -v ON_ERROR_STOP=1 <<SQL >/dev/null ||
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'probe') THEN CREATE ROLE probe LOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sslonly') THEN CREATE ROLE sslonly LOGIN; END IF;
+END \$\$;
+ALTER ROLE probe PASSWORD '$PG_PASSWORD';
+ALTER ROLE sslonly PASSWORD '$PG_SSLONLY_PASSWORD';
+SELECT 'CREATE DATABASE suai OWNER probe' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'suai')\\gexec
+SQL
+        die "postgres provisioning failed"
 }
 
 # ----------------------------------------------------------------------------
@@ -926,6 +1032,7 @@ cmd_up() {
     start_redis_auth
     start_redis_tls
     start_redis_cluster
+    start_postgres
     setup_moto_a
     setup_moto_b
     write_env

@@ -10,6 +10,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -178,6 +179,14 @@ where
                 endpoint.route_hint()
             ),
         ),
+        (SdkError::ResponseError(_), Some(status)) => Failure::new(
+            Stage::Request,
+            format!(
+                "could not read the answer of {} (HTTP {status}): {}",
+                endpoint.label,
+                short(&chain(err))
+            ),
+        ),
         (SdkError::ServiceError(_), _) | (_, Some(_)) => {
             let c = code.unwrap_or_else(|| format!("HTTP {}", status.unwrap_or(0)));
             Failure::new(
@@ -284,6 +293,48 @@ fn short(s: &str) -> String {
         one_line.chars().take(300).collect::<String>() + "..."
     } else {
         one_line
+    }
+}
+
+/// A service client built once, on a probe's first check, from the shared SDK config with the
+/// probe's own timeouts.
+pub struct LazyClient<C> {
+    aws: Arc<AwsContext>,
+    service: &'static str,
+    budget: Duration,
+    cell: OnceCell<Built<C>>,
+}
+
+/// A built client and where it goes, for messages.
+pub struct Built<C> {
+    pub client: C,
+    pub region: String,
+    pub endpoint: Endpoint,
+}
+
+impl<C> LazyClient<C> {
+    /// Nothing is built until [`LazyClient::get`].
+    pub fn new(aws: Arc<AwsContext>, service: &'static str, budget: Duration) -> Self {
+        LazyClient {
+            aws,
+            service,
+            budget,
+            cell: OnceCell::new(),
+        }
+    }
+
+    /// The client; `build` gets the shared config and this probe's timeouts.
+    pub async fn get(&self, build: impl FnOnce(&SdkConfig, TimeoutConfig) -> C) -> &Built<C> {
+        self.cell
+            .get_or_init(|| async {
+                let sdk = self.aws.sdk().await;
+                Built {
+                    client: build(sdk, timeouts(self.budget)),
+                    region: region_of(sdk),
+                    endpoint: Endpoint::new(sdk, self.service, self.budget),
+                }
+            })
+            .await
     }
 }
 

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod probes;
 pub mod secret;
 pub mod server;
+pub mod tls;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -232,7 +233,7 @@ async fn shutdown_signal(mut term: Signal, mut int: Signal) {
 async fn check(config: Config, wanted: &[String]) -> anyhow::Result<ExitCode> {
     let registry = probes::Registry::build(&config, Arc::new(metrics::Metrics::new()));
     for name in wanted {
-        if !registry.known().contains(&name.as_str()) {
+        if !registry.known().contains(name) {
             eprintln!(
                 "error: unknown backend {name:?}; known: {}",
                 registry.known().join(", ")

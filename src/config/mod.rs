@@ -34,6 +34,19 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamodb: Option<DynamoConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis: Option<KinesisConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firehose: Option<FirehoseConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sns: Option<SnsConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<LambdaConfig>,
+    /// `[[http]]`: any number of HTTP(S) endpoints, each its own page `/http/<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpCheck>,
 }
 
 /// `[server]`: where to listen and how to protect the listener.
@@ -249,6 +262,166 @@ pub enum DynamoMode {
     Write,
 }
 
+/// `[postgres]`: an RDS / Aurora PostgreSQL endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    pub host: Host,
+    #[serde(default = "default_pg_port")]
+    pub port: Port,
+    pub user: Name,
+    /// May instead come from `SUAICLOUDAPP_POSTGRES_PASSWORD`.
+    #[serde(default)]
+    pub password: Secret<String>,
+    pub dbname: Name,
+    #[serde(default)]
+    pub sslmode: PgSslMode,
+    /// PEM CA bundle (RDS: the global bundle) for `verify-ca` / `verify-full`; else system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+fn default_pg_port() -> Port {
+    Port(5432)
+}
+
+/// libpq's `sslmode`, with libpq's meanings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgSslMode {
+    Disable,
+    /// TLS when the server offers it, unverified (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS or fail, unverified.
+    Require,
+    /// TLS, chain verified, host name not checked.
+    VerifyCa,
+    /// TLS, chain and host name verified.
+    VerifyFull,
+}
+
+impl PgSslMode {
+    /// The config spelling, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PgSslMode::Disable => "disable",
+            PgSslMode::Prefer => "prefer",
+            PgSslMode::Require => "require",
+            PgSslMode::VerifyCa => "verify-ca",
+            PgSslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Read-only checks, or also a small write (`mode = "write"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeMode {
+    #[default]
+    Read,
+    Write,
+}
+
+/// `[kinesis]`: a data stream (DescribeStreamSummary; `write` adds a PutRecord).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisConfig {
+    pub stream: Name,
+    #[serde(default)]
+    pub mode: ProbeMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// `[firehose]`: a delivery stream (DescribeDeliveryStream).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirehoseConfig {
+    pub delivery_stream: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// `[sns]`: a topic (GetTopicAttributes), addressed by ARN so its region is known.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnsConfig {
+    pub topic_arn: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// `[lambda]`: a function (GetFunctionConfiguration).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaConfig {
+    pub function: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// One `[[http]]` entry: an API Gateway stage, a function URL, an internal service.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    /// The page is `/http/<name>`: letters, digits, `-` and `_`.
+    pub name: PageName,
+    pub url: String,
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// The exact status expected; any 2xx when unset. Redirects are never followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<u16>,
+    /// A substring the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_body: Option<String>,
+    /// PEM CA bundle for https URLs signed by a private CA; else system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// The methods an HTTP check may use: neither changes anything on the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+}
+
+/// A name that is safe in a URL path segment and a metrics label.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct PageName(String);
+
+impl TryFrom<String> for PageName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(PageName(s))
+        } else {
+            Err(format!(
+                "name {s:?} must be 1-64 letters, digits, '-' or '_'"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for PageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A host name or address; never empty, never containing spaces.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String")]
@@ -400,6 +573,8 @@ pub const ENV_DATABASE_PASSWORD: &str = "SUAICLOUDAPP_DATABASE_PASSWORD";
 pub const ENV_REDIS_PASSWORD: &str = "SUAICLOUDAPP_REDIS_PASSWORD";
 /// See [`ENV_DATABASE_PASSWORD`].
 pub const ENV_LOGS_TOKEN: &str = "SUAICLOUDAPP_LOGS_TOKEN";
+/// See [`ENV_DATABASE_PASSWORD`].
+pub const ENV_POSTGRES_PASSWORD: &str = "SUAICLOUDAPP_POSTGRES_PASSWORD";
 
 impl Config {
     /// Parses TOML text; `origin` names the file in error messages.
@@ -418,6 +593,9 @@ impl Config {
         }
         if let (Some(r), Some(pw)) = (self.redis.as_mut(), get(ENV_REDIS_PASSWORD)) {
             r.password = Some(pw);
+        }
+        if let (Some(pg), Some(pw)) = (self.postgres.as_mut(), get(ENV_POSTGRES_PASSWORD)) {
+            pg.password = pw;
         }
         if let Some(token) = get(ENV_LOGS_TOKEN) {
             self.logs.token = Some(token);
@@ -445,6 +623,37 @@ impl Config {
                 ));
             }
         }
+        if let Some(pg) = &self.postgres {
+            if pg.ca_file.is_some()
+                && !matches!(pg.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull)
+            {
+                return Err(invalid("[postgres] ca_file is only used with sslmode = \"verify-ca\" or \"verify-full\"".into()));
+            }
+        }
+        for (i, h) in self.http.iter().enumerate() {
+            if !(h.url.starts_with("http://") || h.url.starts_with("https://"))
+                || h.url.parse::<hyper::Uri>().is_err()
+            {
+                return Err(invalid(format!(
+                    "[[http]] entry {} ({}): url {:?} must be an absolute http:// or https:// URL",
+                    i + 1,
+                    h.name,
+                    h.url
+                )));
+            }
+            if self.http[..i].iter().any(|o| o.name == h.name) {
+                return Err(invalid(format!(
+                    "[[http]] name {:?} is used twice: pages are /http/<name>",
+                    h.name.to_string()
+                )));
+            }
+            if h.expect_status.is_some_and(|s| !(100..=599).contains(&s)) {
+                return Err(invalid(format!(
+                    "[[http]] {}: expect_status must be 100-599",
+                    h.name
+                )));
+            }
+        }
         if self.logs.level.trim().is_empty() {
             return Err(invalid("[logs] level must not be empty".into()));
         }
@@ -465,6 +674,11 @@ impl Config {
             ("database", self.database.is_some()),
             ("redis", self.redis.is_some()),
             ("dynamodb", self.dynamodb.is_some()),
+            ("postgres", self.postgres.is_some()),
+            ("kinesis", self.kinesis.is_some()),
+            ("firehose", self.firehose.is_some()),
+            ("sns", self.sns.is_some()),
+            ("lambda", self.lambda.is_some()),
         ] {
             if !configured {
                 out.push_str(&format!(

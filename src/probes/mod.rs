@@ -5,10 +5,22 @@
 //! [`Registry::build`].
 
 pub mod dynamodb;
+#[cfg(feature = "firehose")]
+pub mod firehose;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "kinesis")]
+pub mod kinesis;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod redis;
 pub mod runner;
 pub mod s3;
+#[cfg(feature = "sns")]
+pub mod sns;
 
 use crate::aws::AwsContext;
 use crate::config::{Config, Millis};
@@ -89,7 +101,7 @@ impl Failure {
 /// The result of one probe run, as pages and the CLI see it.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub name: &'static str,
+    pub name: String,
     /// Where the probe went (`host:port`, `s3://bucket`...), for dashboards.
     pub target: String,
     pub result: Result<Details, Failure>,
@@ -127,7 +139,7 @@ pub enum Lookup<'a> {
 pub struct Registry {
     cache: Duration,
     metrics: Arc<Metrics>,
-    known: Vec<&'static str>,
+    known: Vec<String>,
     runners: Vec<ProbeRunner>,
 }
 
@@ -171,12 +183,60 @@ impl Registry {
                 .as_ref()
                 .map(|c| dynamodb::DynamoProbe::new(c, budget(c.timeout_ms), aws.clone())),
         );
+        #[cfg(feature = "postgres")]
+        r.register(
+            "postgres",
+            config
+                .postgres
+                .as_ref()
+                .map(|c| postgres::PostgresProbe::new(c, budget(c.timeout_ms))),
+        );
+        #[cfg(feature = "kinesis")]
+        r.register(
+            "kinesis",
+            config
+                .kinesis
+                .as_ref()
+                .map(|c| kinesis::KinesisProbe::new(c, budget(c.timeout_ms), aws.clone())),
+        );
+        #[cfg(feature = "firehose")]
+        r.register(
+            "firehose",
+            config
+                .firehose
+                .as_ref()
+                .map(|c| firehose::FirehoseProbe::new(c, budget(c.timeout_ms), aws.clone())),
+        );
+        #[cfg(feature = "sns")]
+        r.register(
+            "sns",
+            config
+                .sns
+                .as_ref()
+                .map(|c| sns::SnsProbe::new(c, budget(c.timeout_ms), aws.clone())),
+        );
+        #[cfg(feature = "lambda")]
+        r.register(
+            "lambda",
+            config
+                .lambda
+                .as_ref()
+                .map(|c| lambda::LambdaProbe::new(c, budget(c.timeout_ms), aws.clone())),
+        );
+        #[cfg(feature = "http")]
+        for c in &config.http {
+            r.register(
+                format!("http/{}", c.name),
+                Some(http::HttpProbe::new(c, budget(c.timeout_ms))),
+            );
+        }
         r
     }
 
     /// Records a backend name and, when its section is present, its runner.
-    fn register<P: Probe>(&mut self, name: &'static str, probe: Option<P>) {
-        self.known.push(name);
+    fn register<P: Probe>(&mut self, name: impl Into<String>, probe: Option<P>) {
+        let name = name.into();
+        self.known.push(name.clone());
         if let Some(p) = probe {
             let metrics = self.metrics.clone();
             self.runners
@@ -188,13 +248,13 @@ impl Registry {
     pub fn lookup(&self, name: &str) -> Lookup<'_> {
         match self.runners.iter().find(|r| r.name() == name) {
             Some(r) => Lookup::Configured(r),
-            None if self.known.contains(&name) => Lookup::NotConfigured,
+            None if self.known.iter().any(|k| k == name) => Lookup::NotConfigured,
             None => Lookup::Unknown,
         }
     }
 
     /// Every backend name this binary can probe, configured or not.
-    pub fn known(&self) -> &[&'static str] {
+    pub fn known(&self) -> &[String] {
         &self.known
     }
 

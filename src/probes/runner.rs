@@ -21,7 +21,7 @@ enum State {
 
 /// The guarded handle to one probe. Cheap to call from every request.
 pub struct ProbeRunner {
-    name: &'static str,
+    name: String,
     probe: Arc<dyn Probe>,
     cache: Duration,
     state: Arc<Mutex<State>>,
@@ -31,7 +31,7 @@ pub struct ProbeRunner {
 impl ProbeRunner {
     /// Wraps a probe with its budget and cache window.
     pub fn new(
-        name: &'static str,
+        name: String,
         probe: Arc<dyn Probe>,
         cache: Duration,
         metrics: Arc<Metrics>,
@@ -45,9 +45,9 @@ impl ProbeRunner {
         }
     }
 
-    /// The page name (`database`, `redis`...).
-    pub fn name(&self) -> &'static str {
-        self.name
+    /// The page name (`database`, `redis`, `http/api`...).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The budget every check runs under.
@@ -76,7 +76,7 @@ impl ProbeRunner {
     /// Spawns one bounded check; it stores its own result so the cache fills even if every
     /// caller has gone.
     fn start(&self) -> SharedOutcome {
-        let (name, probe, timeout) = (self.name, self.probe.clone(), self.probe.budget());
+        let (name, probe, timeout) = (self.name.clone(), self.probe.clone(), self.probe.budget());
         let state = self.state.clone();
         let metrics = self.metrics.clone();
         let target = probe.target();
@@ -88,20 +88,21 @@ impl ProbeRunner {
                 Err(_) => Err(timeout_failure(&probe.target(), timeout)),
             };
             let outcome = Outcome {
-                name,
+                name: name.clone(),
                 target,
                 result,
                 duration: started.elapsed(),
                 checked_at,
             };
-            metrics.observe_probe(name, outcome.is_ok(), outcome.duration);
+            metrics.observe_probe(&name, outcome.is_ok(), outcome.duration);
             *state.lock().unwrap_or_else(|p| p.into_inner()) =
                 State::Done(outcome.clone(), Instant::now());
             outcome
         });
+        let name = self.name.clone();
         async move {
             task.await.unwrap_or_else(|e| Outcome {
-                name,
+                name: name.clone(),
                 target: String::new(),
                 result: Err(Failure::new(
                     Stage::Internal,
@@ -164,7 +165,7 @@ mod tests {
             budget: Duration::from_millis(timeout_ms),
         };
         let r = ProbeRunner::new(
-            "t",
+            "t".into(),
             Arc::new(probe),
             Duration::from_millis(cache_ms),
             Arc::new(Metrics::new()),

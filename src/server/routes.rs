@@ -130,8 +130,9 @@ fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The fixed label a path is counted under in `/metrics` (never the raw path).
-pub fn page_label(app: &App, path: &str) -> &'static str {
+/// The label a path is counted under in `/metrics`: a fixed page or a configured backend,
+/// never the raw path (a scanner cannot create series).
+pub fn page_label<'a>(app: &'a App, path: &str) -> &'a str {
     match path {
         "/" => "dashboard",
         "/health" => "health",
@@ -141,9 +142,8 @@ pub fn page_label(app: &App, path: &str) -> &'static str {
             .registry
             .known()
             .iter()
-            .find(|n| path.strip_prefix('/') == Some(**n))
-            .copied()
-            .unwrap_or("other"),
+            .find(|n| path.strip_prefix('/') == Some(n.as_str()))
+            .map_or("other", String::as_str),
     }
 }
 

@@ -1,0 +1,199 @@
+//! `/http/<name>`: one request to a configured URL (API Gateway stage, Lambda function URL,
+//! internal service). Redirects are never followed; TLS is always verified.
+
+use super::{dns_failure, Details, Failure, Probe, Stage};
+use crate::config::{HttpCheck, HttpMethod};
+use crate::tls::{self, Verify};
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::{Method, Request, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// The most body read when `expect_body` is set.
+const MAX_BODY: usize = 1024 * 1024;
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// Probes one URL with a client (and its connection pool) built once.
+pub struct HttpProbe {
+    url: Uri,
+    method: Method,
+    expect_status: Option<u16>,
+    expect_body: Option<String>,
+    budget: Duration,
+    client: Result<HttpsClient, String>,
+}
+
+impl HttpProbe {
+    /// Builds the client; a CA file that cannot be read is reported on every check.
+    pub fn new(cfg: &HttpCheck, budget: Duration) -> HttpProbe {
+        let url: Uri = cfg.url.parse().expect("validated in config");
+        let https = url.scheme_str() == Some("https");
+        // Plain http never uses the TLS config, so a machine without CA bundle can still probe it.
+        let tls = match tls::client_config(Verify::Full, cfg.ca_file.as_deref()) {
+            Ok(c) => Ok(c),
+            Err(e) if https => Err(e.to_string()),
+            Err(_) => tls::client_config(Verify::Nothing, None).map_err(|e| e.to_string()),
+        };
+        let client = tls.map(|tls| {
+            let mut http = HttpConnector::new();
+            http.set_connect_timeout(Some(budget));
+            http.set_nodelay(true);
+            http.enforce_http(false);
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(1)
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(connector)
+        });
+        HttpProbe {
+            url,
+            method: match cfg.method {
+                HttpMethod::Get => Method::GET,
+                HttpMethod::Head => Method::HEAD,
+            },
+            expect_status: cfg.expect_status,
+            expect_body: cfg.expect_body.clone(),
+            budget,
+            client,
+        }
+    }
+
+    async fn run(&self) -> Result<Details, Failure> {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| Failure::new(Stage::Tls, e.clone()))?;
+        let req = Request::builder()
+            .method(self.method.clone())
+            .uri(self.url.clone())
+            .header(
+                "user-agent",
+                concat!("suaicloudapp/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::new())
+            .map_err(|e| Failure::new(Stage::Internal, e.to_string()))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| self.transport_failure(&e))?;
+        let status = resp.status().as_u16();
+        let ok = match self.expect_status {
+            Some(want) => status == want,
+            None => (200..300).contains(&status),
+        };
+        if !ok {
+            let want = self
+                .expect_status
+                .map_or("a 2xx".to_string(), |s| s.to_string());
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .map(|l| format!(" (redirect to {l}, not followed)"))
+                .unwrap_or_default();
+            return Err(Failure::new(
+                Stage::Request,
+                format!("{} answered {status}, expected {want}{location}", self.url),
+            ));
+        }
+        if let Some(needle) = &self.expect_body {
+            let body = Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| {
+                    Failure::new(
+                        Stage::Request,
+                        format!("reading the body of {} failed: {e}", self.url),
+                    )
+                })?
+                .to_bytes();
+            if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
+                return Err(Failure::new(
+                    Stage::Request,
+                    format!(
+                        "{} answered {status} but the body lacks {needle:?}",
+                        self.url
+                    ),
+                ));
+            }
+        }
+        Ok(vec![("status", status.to_string())])
+    }
+
+    fn transport_failure(&self, e: &hyper_util::client::legacy::Error) -> Failure {
+        let text = tls::chain_text(e);
+        let lower = text.to_ascii_lowercase();
+        let u = &self.url;
+        if lower.contains("certificate") || lower.contains("unknownissuer") {
+            Failure::new(
+                Stage::Tls,
+                format!(
+                    "certificate of {u} not trusted: set ca_file for this [[http]] entry ({text})"
+                ),
+            )
+        } else if lower.contains("refused") {
+            Failure::new(
+                Stage::Connect,
+                format!("connection refused by {u}: nothing listens there"),
+            )
+        } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+            Failure::new(
+                Stage::Dns,
+                format!(
+                    "cannot resolve the host of {u}: check the name and the VPC's DNS settings"
+                ),
+            )
+        } else if lower.contains("timed out") || lower.contains("timeout") {
+            Failure::new(
+                Stage::Timeout,
+                format!("no answer from {u} within {} ms", self.budget.as_millis()),
+            )
+        } else if lower.contains("tls") || lower.contains("handshake") || lower.contains("corrupt")
+        {
+            Failure::new(Stage::Tls, format!("TLS with {u} failed: {text}"))
+        } else {
+            Failure::new(Stage::Request, format!("{u}: {text}"))
+        }
+    }
+}
+
+impl Probe for HttpProbe {
+    fn target(&self) -> String {
+        self.url.to_string()
+    }
+
+    fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+        async move {
+            match self.run().await {
+                Err(f) if f.stage == Stage::Connect => {
+                    let host = self.url.host().unwrap_or("");
+                    let port =
+                        self.url
+                            .port_u16()
+                            .unwrap_or(if self.url.scheme_str() == Some("https") {
+                                443
+                            } else {
+                                80
+                            });
+                    Err(dns_failure(host, port).await.unwrap_or(f))
+                }
+                other => other,
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,103 @@
+//! `/kinesis`: DescribeStreamSummary (least privilege: `kinesis:DescribeStreamSummary`).
+//! `ACTIVE` with at least one open shard is OK; `mode = "write"` adds a small PutRecord.
+
+use super::{Details, Failure, Probe, Stage};
+use crate::aws::{self, AwsContext, LazyClient};
+use crate::config::{KinesisConfig, ProbeMode};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::Client;
+use futures_util::future::{BoxFuture, FutureExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Probes one data stream.
+pub struct KinesisProbe {
+    stream: String,
+    mode: ProbeMode,
+    budget: Duration,
+    client: LazyClient<Client>,
+}
+
+impl KinesisProbe {
+    /// The client is built on the first check.
+    pub fn new(cfg: &KinesisConfig, budget: Duration, aws: Arc<AwsContext>) -> KinesisProbe {
+        KinesisProbe {
+            stream: cfg.stream.to_string(),
+            mode: cfg.mode,
+            budget,
+            client: LazyClient::new(aws, "Kinesis", budget),
+        }
+    }
+
+    async fn run(&self) -> Result<Details, Failure> {
+        let b = self
+            .client
+            .get(|sdk, t| {
+                Client::from_conf(
+                    aws_sdk_kinesis::config::Builder::from(sdk)
+                        .timeout_config(t)
+                        .build(),
+                )
+            })
+            .await;
+        let s = &self.stream;
+        let arn = format!("arn:aws:kinesis:{}:*:stream/{s}", b.region);
+        let out = match b.client.describe_stream_summary().stream_name(s).send().await {
+            Ok(out) => out,
+            Err(e) if aws::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
+                return Err(Failure::new(
+                    Stage::Query,
+                    format!("stream {s} does not exist in region {}: check [kinesis] stream and [aws] region", b.region),
+                ))
+            }
+            Err(e) => return Err(aws::failure(&e, &format!("kinesis:DescribeStreamSummary on {arn}"), &b.endpoint)),
+        };
+        let summary = out.stream_description_summary();
+        let status = summary
+            .map(|d| d.stream_status().as_str().to_string())
+            .unwrap_or_default();
+        let open = summary.map_or(0, |d| d.open_shard_count());
+        if status != "ACTIVE" {
+            return Err(Failure::new(
+                Stage::Query,
+                format!("stream {s} is {status}, not ACTIVE"),
+            ));
+        }
+        if open < 1 {
+            return Err(Failure::new(
+                Stage::Query,
+                format!("stream {s} is ACTIVE but has no open shard"),
+            ));
+        }
+        if self.mode == ProbeMode::Write {
+            let put = b
+                .client
+                .put_record()
+                .stream_name(s)
+                .partition_key("suaicloudapp-probe")
+                .data(Blob::new(b"suaicloudapp probe".to_vec()))
+                .send()
+                .await;
+            if let Err(e) = put {
+                return Err(aws::failure(
+                    &e,
+                    &format!("kinesis:PutRecord on {arn}"),
+                    &b.endpoint,
+                ));
+            }
+        }
+        Ok(vec![("open_shards", open.to_string())])
+    }
+}
+
+impl Probe for KinesisProbe {
+    fn target(&self) -> String {
+        format!("kinesis stream {}", self.stream)
+    }
+    fn budget(&self) -> Duration {
+        self.budget
+    }
+    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+        self.run().boxed()
+    }
+}

@@ -1,0 +1,202 @@
+//! `/postgres`: `SELECT 1` over a small tokio-postgres pool (deadpool, at most 2 connections,
+//! idle ones closed after a minute) with rustls for TLS, built once.
+//!
+//! Knows libpq's sslmodes and PostgreSQL's SQLSTATEs; nothing about HTTP.
+
+use super::{dns_failure, Details, Failure, Probe, Stage};
+use crate::config::{PgSslMode, PostgresConfig};
+use crate::tls::{self, Verify};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use futures_util::future::{BoxFuture, FutureExt};
+use std::time::Duration;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// Idle pooled connections are closed after this.
+const IDLE_TTL: Duration = Duration::from_secs(60);
+
+/// Probes one PostgreSQL endpoint.
+pub struct PostgresProbe {
+    host: String,
+    port: u16,
+    user: String,
+    dbname: String,
+    sslmode: PgSslMode,
+    budget: Duration,
+    /// The pool, or why it could not be built (a CA file that cannot be read).
+    pool: Result<Pool, String>,
+}
+
+impl PostgresProbe {
+    /// Builds the pool; no connection is opened until the first check.
+    pub fn new(cfg: &PostgresConfig, budget: Duration) -> PostgresProbe {
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(cfg.host.as_str())
+            .port(cfg.port.get())
+            .user(cfg.user.as_str())
+            .password(cfg.password.expose())
+            .dbname(cfg.dbname.as_str())
+            .application_name("suaicloudapp")
+            .connect_timeout(budget)
+            .ssl_mode(match cfg.sslmode {
+                PgSslMode::Disable => SslMode::Disable,
+                PgSslMode::Prefer => SslMode::Prefer,
+                _ => SslMode::Require,
+            });
+        let verify = match cfg.sslmode {
+            PgSslMode::VerifyFull => Verify::Full,
+            PgSslMode::VerifyCa => Verify::Chain,
+            _ => Verify::Nothing,
+        };
+        let pool = tls::client_config(verify, cfg.ca_file.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|tls| {
+                let manager = Manager::from_config(
+                    pg,
+                    MakeRustlsConnect::new(tls),
+                    ManagerConfig {
+                        recycling_method: RecyclingMethod::Fast,
+                    },
+                );
+                Pool::builder(manager)
+                    .max_size(2)
+                    .runtime(Runtime::Tokio1)
+                    .wait_timeout(Some(budget))
+                    .create_timeout(Some(budget))
+                    .recycle_timeout(Some(budget))
+                    .build()
+                    .map_err(|e| e.to_string())
+            });
+        PostgresProbe {
+            host: cfg.host.to_string(),
+            port: cfg.port.get(),
+            user: cfg.user.to_string(),
+            dbname: cfg.dbname.to_string(),
+            sslmode: cfg.sslmode,
+            budget,
+            pool,
+        }
+    }
+
+    async fn run(&self) -> Result<Details, Failure> {
+        let pool = self
+            .pool
+            .as_ref()
+            .map_err(|e| Failure::new(Stage::Tls, e.clone()))?;
+        // Close connections idle past the TTL: the probe never sits on a busy server's slots.
+        pool.retain(|_, m| m.last_used() < IDLE_TTL);
+        for attempt in 0..2 {
+            let client = pool.get().await.map_err(|e| self.pool_failure(e))?;
+            match client.simple_query("SELECT 1").await {
+                Ok(_) => return Ok(vec![("database", self.dbname.clone())]),
+                // A pooled connection the server closed while idle (a restart): retry fresh.
+                Err(e) if e.is_closed() && attempt == 0 => {
+                    let _ = deadpool_postgres::Object::take(client);
+                }
+                Err(e) => return Err(self.pg_failure(&e, false)),
+            }
+        }
+        Err(Failure::new(Stage::Query, "the connection kept closing"))
+    }
+
+    fn pool_failure(&self, e: PoolError) -> Failure {
+        let at = format!("{}:{}", self.host, self.port);
+        match e {
+            PoolError::Backend(e) => self.pg_failure(&e, true),
+            PoolError::Timeout(_) => Failure::new(
+                Stage::Timeout,
+                format!("no connection to {at} within {} ms: check the security group, or the server is hung", self.budget.as_millis()),
+            ),
+            other => Failure::new(Stage::Internal, format!("connection pool for {at}: {other}")),
+        }
+    }
+
+    /// Names the PostgreSQL error an operator can act on.
+    fn pg_failure(&self, e: &tokio_postgres::Error, connecting: bool) -> Failure {
+        let (at, u, db) = (
+            format!("{}:{}", self.host, self.port),
+            &self.user,
+            &self.dbname,
+        );
+        if let Some(d) = e.as_db_error() {
+            let code = d.code();
+            return if *code == SqlState::INVALID_PASSWORD {
+                Failure::new(Stage::Auth, format!("password authentication failed for user '{u}': check [postgres] user and password"))
+            } else if *code == SqlState::INVALID_CATALOG_NAME {
+                Failure::new(
+                    Stage::Auth,
+                    format!("database '{db}' does not exist: create it, or fix [postgres] dbname"),
+                )
+            } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                && d.message().contains("no encryption")
+            {
+                Failure::new(Stage::Tls, format!("pg_hba.conf on {at} only accepts SSL connections for user '{u}': set [postgres] sslmode = \"require\" or stronger"))
+            } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+                Failure::new(
+                    Stage::Auth,
+                    format!("{at} rejected user '{u}' (pg_hba.conf): {}", d.message()),
+                )
+            } else {
+                Failure::new(
+                    if connecting {
+                        Stage::Auth
+                    } else {
+                        Stage::Query
+                    },
+                    format!("SQLSTATE {}: {}", code.code(), d.message()),
+                )
+            };
+        }
+        let text = tls::chain_text(e);
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("unknownissuer") {
+            Failure::new(Stage::Tls, format!("certificate of {at} not trusted: point [postgres] ca_file at the CA bundle that signed it (RDS: the global bundle) ({text})"))
+        } else if lower.contains("server does not support tls") {
+            Failure::new(
+                Stage::Tls,
+                format!(
+                    "{at} does not offer SSL but [postgres] sslmode = \"{}\" requires it",
+                    self.sslmode.as_str()
+                ),
+            )
+        } else if lower.contains("connection refused") {
+            Failure::new(Stage::Connect, format!("connection refused by {at}: nothing listens there (wrong port, or the database is down)"))
+        } else if lower.contains("timed out") || lower.contains("timeout") {
+            Failure::new(Stage::Timeout, format!("connecting to {at} timed out: check the security group allows this instance on that port"))
+        } else if lower.contains("tls") || lower.contains("handshake") {
+            Failure::new(Stage::Tls, format!("TLS with {at} failed: {text}"))
+        } else {
+            Failure::new(
+                if connecting {
+                    Stage::Connect
+                } else {
+                    Stage::Query
+                },
+                format!("{at}: {text}"),
+            )
+        }
+    }
+}
+
+impl Probe for PostgresProbe {
+    fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+        async move {
+            match self.run().await {
+                Err(f) if f.stage == Stage::Connect => {
+                    Err(dns_failure(&self.host, self.port).await.unwrap_or(f))
+                }
+                other => other,
+            }
+        }
+        .boxed()
+    }
+}

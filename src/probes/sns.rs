@@ -1,0 +1,112 @@
+//! `/sns`: GetTopicAttributes (least privilege: `sns:GetTopicAttributes`) on the topic ARN.
+//! The ARN names the topic's region and account, so the client goes to that region and every
+//! message says which region and account it looked in.
+
+use super::{Details, Failure, Probe, Stage};
+use crate::aws::{self, AwsContext, LazyClient};
+use crate::config::SnsConfig;
+use aws_config::Region;
+use aws_sdk_sns::Client;
+use futures_util::future::{BoxFuture, FutureExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Probes one topic.
+pub struct SnsProbe {
+    arn: String,
+    /// Region and account parsed from the ARN (`arn:aws:sns:REGION:ACCOUNT:NAME`).
+    region: Option<String>,
+    account: String,
+    budget: Duration,
+    client: LazyClient<Client>,
+}
+
+impl SnsProbe {
+    /// Parses the ARN now; the client is built on the first check.
+    pub fn new(cfg: &SnsConfig, budget: Duration, aws: Arc<AwsContext>) -> SnsProbe {
+        let arn = cfg.topic_arn.to_string();
+        let parts: Vec<&str> = arn.split(':').collect();
+        let (region, account) = match parts.as_slice() {
+            ["arn", _, "sns", region, account, _name] if !region.is_empty() => {
+                (Some(region.to_string()), account.to_string())
+            }
+            _ => (None, String::new()),
+        };
+        SnsProbe {
+            arn,
+            region,
+            account,
+            budget,
+            client: LazyClient::new(aws, "SNS", budget),
+        }
+    }
+
+    async fn run(&self) -> Result<Details, Failure> {
+        let Some(region) = self.region.clone() else {
+            return Err(Failure::new(
+                Stage::Request,
+                format!("[sns] topic_arn {:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", self.arn),
+            ));
+        };
+        let b = self
+            .client
+            .get(|sdk, t| {
+                let conf = aws_sdk_sns::config::Builder::from(sdk)
+                    .timeout_config(t)
+                    .region(Region::new(region.clone()));
+                Client::from_conf(conf.build())
+            })
+            .await;
+        let whose = format!("(region {region}, account {})", self.account);
+        match b
+            .client
+            .get_topic_attributes()
+            .topic_arn(&self.arn)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let subs = out
+                    .attributes()
+                    .and_then(|a| a.get("SubscriptionsConfirmed"))
+                    .cloned()
+                    .unwrap_or_default();
+                Ok(vec![("subscriptions_confirmed", subs)])
+            }
+            Err(e)
+                if matches!(
+                    aws::error_code(&e).as_deref(),
+                    Some("NotFound" | "NotFoundException")
+                ) =>
+            {
+                Err(Failure::new(
+                    Stage::Query,
+                    format!(
+                        "topic {} does not exist {whose}: check [sns] topic_arn",
+                        self.arn
+                    ),
+                ))
+            }
+            Err(e) => {
+                let f = aws::failure(
+                    &e,
+                    &format!("sns:GetTopicAttributes on {}", self.arn),
+                    &b.endpoint,
+                );
+                Err(Failure::new(f.stage, format!("{} {whose}", f.cause)))
+            }
+        }
+    }
+}
+
+impl Probe for SnsProbe {
+    fn target(&self) -> String {
+        self.arn.clone()
+    }
+    fn budget(&self) -> Duration {
+        self.budget
+    }
+    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+        self.run().boxed()
+    }
+}
