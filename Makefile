@@ -1,7 +1,10 @@
 # The two commands a new user needs (see README.md):
 #   make run    test backends up, then the server on a local config that points at them
-#   make test   test backends up, then format check, clippy, and the whole test suite
-.PHONY: run test env env-down lint build release
+#   make test   test backends up, then format check, clippy, the static musl build, and the
+#               whole test suite (tests/static_binary.rs and tests/packer.rs use that build)
+#   make static the static release binary target/x86_64-unknown-linux-musl/release/suaicloudapp
+#               (installs musl-tools, packer and the rustup target when missing)
+.PHONY: run test env env-down lint build release static
 
 env:
 	scripts/test-env.sh up
@@ -16,7 +19,11 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-test: env lint
+static:
+	scripts/build-static.sh
+
+# Prerequisites run in this order (env, lint, static), then the tests.
+test: env lint static
 	cargo test --all-targets
 
 env-down:

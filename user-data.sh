@@ -121,6 +121,9 @@ Description=suaicloudapp health and probe pages
 # The config is fetched from S3 at start: wait for the network to be configured.
 Wants=network-online.target
 After=network-online.target
+# On a baked AMI the unit is enabled before user-data has written its env file: skip (not
+# fail and restart-loop) until it exists; user-data then starts it.
+ConditionPathExists=/etc/suaicloudapp/env
 
 [Service]
 # The binary sends READY=1 once its listener is bound (after the config fetch).

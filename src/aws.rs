@@ -259,6 +259,15 @@ fn transport_failure(chain: &str, endpoint: &Endpoint) -> Failure {
             Stage::Connect,
             format!("connection to {ep} refused: {}", endpoint.route_hint()),
         )
+    } else if (lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("unknownissuer"))
+        && rustls_native_certs::load_native_certs().certs.is_empty()
+    {
+        (
+            Stage::Tls,
+            format!("cannot verify {ep}: this system has no CA bundle: install ca-certificates or set SSL_CERT_FILE to a PEM bundle"),
+        )
     } else if lower.contains("certificate") || lower.contains("tls") {
         (
             Stage::Tls,

@@ -204,7 +204,16 @@ impl RedisProbe {
         }
         let text = e.to_string();
         let lower = text.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("unknownissuer") {
+        // With no [redis] ca_file the client trusts the system's CA bundle. A static binary on an
+        // image without one (or with an unreadable one) fails here: say so, not "wrong CA".
+        let certish = lower.contains("certificate") || lower.contains("unknownissuer");
+        if self.tls && matches!(self.root_cert, Ok(None)) && (certish || e.kind() == ErrorKind::Io)
+        {
+            if let Some(why) = system_roots_problem() {
+                return Failure::new(Stage::Tls, format!("cannot verify the certificate of {at}: {why}: install ca-certificates (or set SSL_CERT_FILE to a PEM bundle), or set [redis] ca_file"));
+            }
+        }
+        if certish {
             return Failure::new(Stage::Tls, format!("certificate of {at} not trusted: set [redis] ca_file to the CA that signed it ({text})"));
         }
         if lower.contains("invalidcontenttype")
@@ -226,6 +235,28 @@ impl RedisProbe {
         }
         Failure::new(stage, format!("{at}: {text}"))
     }
+}
+
+/// Why the system CA bundle cannot verify anything, if it cannot: none found (no
+/// ca-certificates package, an empty chroot or container) or one that does not parse.
+fn system_roots_problem() -> Option<String> {
+    let found = rustls_native_certs::load_native_certs();
+    if let Some(err) = found.errors.first() {
+        return Some(format!("the system CA bundle cannot be read ({err})"));
+    }
+    if !found.certs.is_empty() {
+        return None;
+    }
+    // rustls-native-certs reads only these when either is set, else the usual bundle paths.
+    let set: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
+        .collect();
+    Some(if set.is_empty() {
+        "this system has no CA bundle (no certificates in /etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt or the other usual places)".to_string()
+    } else {
+        format!("no CA certificates in {}", set.join(", "))
+    })
 }
 
 async fn ping(m: &mut ConnectionManager) -> Result<(), RedisError> {
