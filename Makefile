@@ -4,7 +4,10 @@
 #               whole test suite (tests/static_binary.rs and tests/packer.rs use that build)
 #   make static the static release binary target/x86_64-unknown-linux-musl/release/suaicloudapp
 #               (installs musl-tools, packer and the rustup target when missing)
-.PHONY: run test env env-down lint build release static
+#   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
+#   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
+#               (also part of `make test`, through tests/vm_rehearsal.rs)
+.PHONY: run test env env-down lint build release static bench vm-rehearsal
 
 env:
 	scripts/test-env.sh up
@@ -31,3 +34,9 @@ env-down:
 
 release:
 	cargo build --release
+
+bench: env static
+	bench/run.sh
+
+vm-rehearsal: env static
+	scripts/vm-rehearsal.sh

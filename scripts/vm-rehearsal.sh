@@ -1,0 +1,1071 @@
+#!/usr/bin/env bash
+# Boot rehearsal: EC2's boot of suaicloudapp, in a real Linux VM under QEMU on this machine.
+#
+# Usage: scripts/vm-rehearsal.sh [--binary PATH] [--only SCENARIO[,SCENARIO...]] [--rebuild-image]
+#                                [--image-only]
+#
+#   --binary PATH      the binary to deploy (default: the static release build,
+#                      target/x86_64-unknown-linux-musl/release/suaicloudapp; `make static`)
+#   --only LIST        scenarios to run, comma-separated (default: good,late-config,denied-credentials)
+#   --rebuild-image    build the guest root file system again even when it is cached
+#   --image-only       build (or check) the cached image and stop
+#
+# What it does, all on this machine:
+#   1. The guest image: Debian 12 (systemd, cloud-init, Debian's AWS CLI, its own cloud kernel)
+#      from debootstrap, cached under ~/.cache/suaicloudapp/vm/ keyed by a hash of the package
+#      list; each boot gets a fresh disk made with `mkfs.ext4 -d` (no loop mount).
+#   2. The host side on 127.0.0.1: the project's IMDSv2 server (scripts/imds_server.py, through
+#      scripts/vm/imds_ec2_paths.py which adds the dated API paths cloud-init asks for) on port
+#      80, which the guest sees at 169.254.169.254:80; the test backends of scripts/test-env.sh
+#      (moto S3/DynamoDB on 15000, MariaDB 13306, Redis 16379), which the guest sees at
+#      169.254.169.254 on the same ports (QEMU user-mode network; nothing is routed further).
+#   3. Per boot: the binary and a config.toml in the S3 emulator; user-data.sh exactly as shipped
+#      but for the defaults of its settings lines (checked: the diff touches nothing else),
+#      served as the instance's user-data; qemu-system-x86_64 (TCG, -cpu max) with DMI saying
+#      EC2, so cloud-init selects its EC2 datasource; checks from the host through a forwarded
+#      port; teardown, whatever happens.
+#   Scenarios: good; late-config (config.toml uploaded ~20 s after the service first fails to
+#   find it: it must retry with backoff and serve without a restart); denied-credentials (the
+#   metadata server has no role: the cause must show in the journal and on the console, and
+#   the boot must finish).
+#
+# Output: a line per phase with elapsed seconds; the timeline of the good boot; under
+# target/vm-rehearsal/: rehearsal.log, summary.json (machine-readable: every check and the
+# timelines), and per scenario console.log (serial console), console.stamped (each line with
+# the host's arrival time), imds.log, user-data.sh and its diff, qemu.log.
+# Exit status: 0 when every check of every scenario passed, 1 otherwise, 2 on bad usage.
+#
+# Needs root (debootstrap, a root-owned tree for mkfs -d, port 80). Installs what is missing:
+# qemu-system-x86, debootstrap, e2fsprogs, awscli (Debian's packages).
+# Environment: SUAI_VM_CACHE (image cache dir), SUAI_VM_OUT (output dir),
+# SUAI_VM_BOOT_TIMEOUT (seconds per boot, default 420), SUAI_VM_MIRROR (Debian mirror).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
+
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+export PATH
+
+CACHE="${SUAI_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/suaicloudapp/vm}"
+OUT="${SUAI_VM_OUT:-$REPO/target/vm-rehearsal}"
+BOOT_TIMEOUT="${SUAI_VM_BOOT_TIMEOUT:-420}"
+MIRROR="${SUAI_VM_MIRROR:-http://deb.debian.org/debian}"
+SUITE=bookworm
+BINARY="$REPO/target/x86_64-unknown-linux-musl/release/suaicloudapp"
+DEPLOY=""
+SCENARIOS=(good late-config denied-credentials)
+REBUILD_IMAGE=0
+IMAGE_ONLY=0
+
+# What the guest is: Amazon Linux's stand-ins (systemd, cloud-init, the AWS CLI, curl) plus
+# what a bootable Debian needs. The cache key is a hash of this list (and the suite).
+GUEST_PACKAGES=(systemd-sysv udev dbus cloud-init python3-cffi-backend curl ca-certificates
+    iproute2 ifupdown isc-dhcp-client netbase awscli linux-image-cloud-amd64)
+
+# The guest's view: QEMU's user-mode network, the host at the metadata address.
+GUEST_NET=169.254.169.0/24
+HOST_IN_GUEST=169.254.169.254
+GUEST_PORT=8080
+REGION=us-east-1
+AZ=us-east-1b
+ROLE=suaicloudapp-vm-rehearsal-role
+ACCESS_KEY=ASIAVMREHEARSAL00001
+LATE_UPLOAD_AFTER=20
+AWS_CLI=/usr/bin/aws # Debian's v2; honours --endpoint-url (it ignores AWS_ENDPOINT_URL)
+
+T_START=${EPOCHREALTIME/./}
+WORK=""
+LOG=""
+QEMU_PID=""
+CONSOLE_PID=""
+IMDS_PID=""
+UPLOADED=()
+CURRENT=""
+FATAL=""
+LOCKED=0
+RUN_ID=""
+
+# ----------------------------------------------------------------------------------------------
+# output
+
+usec() { printf '%s\n' "${EPOCHREALTIME/./}"; }
+# Seconds with one decimal between two microsecond counts.
+secs() { local d=$(($2 - $1)); printf '%d.%d' $((d / 1000000)) $((d % 1000000 / 100000)); }
+
+say() {
+    local line
+    line=$(printf '[vm-rehearsal %6ss] %s' "$(secs "$T_START" "$(usec)")" "$*")
+    printf '%s\n' "$line"
+    if [[ -n $LOG ]]; then printf '%s\n' "$line" >>"$LOG"; fi
+}
+phase() { say "== $*"; }
+die() {
+    FATAL="$*"
+    say "ERROR: $*"
+    exit 1
+}
+
+# ----------------------------------------------------------------------------------------------
+# checks: one TSV line each (scenario, name, pass|fail, detail), turned into summary.json
+
+check() { # NAME pass|fail DETAIL
+    local name=$1 result=$2 detail=${3:-}
+    detail=${detail//$'\t'/ }
+    detail=${detail//$'\n'/ | }
+    printf '%s\t%s\t%s\t%s\n' "${CURRENT:--}" "$name" "$result" "$detail" >>"$OUT/checks.tsv"
+    if [[ $result == pass ]]; then say "  ok    $name: $detail"; else say "  FAIL  $name: $detail"; fi
+}
+pass() { check "$1" pass "${2:-}"; }
+fail() { check "$1" fail "${2:-}"; }
+expect() { # NAME DETAIL COMMAND...: pass when the command succeeds
+    local name=$1 detail=$2
+    shift 2
+    if "$@"; then pass "$name" "$detail"; else fail "$name" "$detail"; fi
+}
+
+# The timeline: scenario, event, seconds since qemu started, host UTC clock.
+mark() { # EVENT USEC
+    local event=$1 at=$2
+    [[ -n $at ]] || return 0
+    printf '%s\t%s\t%s\t%s\n' "$CURRENT" "$event" "$(secs "$T_VM" "$at")" \
+        "$(date -u -d "@${at:0:-6}.${at: -6}" +%H:%M:%S.%1N)" >>"$OUT/timeline.tsv"
+}
+
+# ----------------------------------------------------------------------------------------------
+# host preparation
+
+need_root() {
+    [[ $(id -u) -eq 0 ]] ||
+        die "run as root: debootstrap, mkfs.ext4 -d of a root-owned tree and the metadata port 80 need it"
+}
+
+APT_UPDATED=0
+apt_install() { # [apt-get options...] -- PACKAGES...
+    command -v apt-get >/dev/null || die "missing packages ($*) and no apt-get to install them"
+    if ((APT_UPDATED == 0)); then
+        say "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >>"$LOG" 2>&1 ||
+            die "apt-get update failed (see $LOG)"
+        APT_UPDATED=1
+    fi
+    say "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --no-install-recommends "$@" >>"$LOG" 2>&1 || die "apt-get install $* failed (see $LOG)"
+}
+
+# qemu-system-x86 from the suite, or from its backports when the machine already has a
+# backported qemu-utils (whose Breaks: forbids the suite's qemu-system-common).
+install_qemu() {
+    local utils
+    utils=$(dpkg-query -W -f='${Status} ${Version}' qemu-utils 2>/dev/null || true)
+    if [[ $utils == "install ok installed "* ]] && dpkg --compare-versions "${utils##* }" ge 1:8; then
+        local src=/etc/apt/sources.list.d/debian-$SUITE-backports.sources
+        if ! grep -rqs "$SUITE-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            say "qemu-utils ${utils##* } is a backport: adding $SUITE-backports (Debian) for qemu-system-x86"
+            printf '%s\n' 'Types: deb' "URIs: $MIRROR" "Suites: $SUITE-backports" 'Components: main' \
+                'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$src"
+            APT_UPDATED=0
+        fi
+        apt_install -t "$SUITE-backports" qemu-system-x86
+    else
+        apt_install qemu-system-x86
+    fi
+}
+
+host_tools() {
+    local missing=()
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+    [[ -x $AWS_CLI ]] || missing+=(awscli)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v python3 >/dev/null || missing+=(python3)
+    command -v ss >/dev/null || missing+=(iproute2)
+    command -v flock >/dev/null || missing+=(util-linux)
+    ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+    command -v qemu-system-x86_64 >/dev/null || install_qemu
+    command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is still missing after the install"
+}
+
+# ----------------------------------------------------------------------------------------------
+# the guest image
+
+IMAGE_KEY=""
+ROOTFS=""
+KERNEL=""
+INITRD=""
+
+image_key() {
+    printf '%s\n' "$SUITE" "$MIRROR" "${GUEST_PACKAGES[@]}" | sha256sum | cut -c1-16
+}
+
+# The guest image's own configuration, written over the cached debootstrap tree at every run
+# (each file rewritten whole, so a change here needs no image rebuild). This is what an AMI
+# bakes in; nothing here knows about suaicloudapp: the application arrives at boot through
+# cloud-init's user-data, exactly as on EC2.
+guest_files() {
+    local root=$1
+    install -d -m 0755 "$root/etc/cloud/cloud.cfg.d" "$root/etc/systemd/journald.conf.d" \
+        "$root/etc/systemd/system" "$root/etc/network"
+
+    # cloud-init: the EC2 datasource, found the way it is on EC2 (ds-identify reads the DMI
+    # product UUID and serial, which QEMU sets to ec2...), talking IMDSv2 to 169.254.169.254 only
+    # (no instance-data.: no name look-ups). The network is ifupdown's, below.
+    cat >"$root/etc/cloud/cloud.cfg.d/99_boot_rehearsal.cfg" <<'EOF'
+# Boot rehearsal image (scripts/vm-rehearsal.sh).
+datasource:
+  Ec2:
+    metadata_urls: ["http://169.254.169.254"]
+    timeout: 10
+    max_wait: 60
+# The network is configured by /etc/network/interfaces: link-local only, no route and no DNS
+# server beyond QEMU's host address.
+network: {config: disabled}
+manage_etc_hosts: localhost
+# No locales package: the one locale every Debian has.
+locale: C.UTF-8
+# Debian's list without "ssh": no SSH server here (the rehearsal reads the serial console and
+# a forwarded port), so no host keys to generate.
+cloud_init_modules: [migrator, seed_random, bootcmd, write-files, growpart, resizefs,
+  disk_setup, mounts, set_hostname, update_hostname, update_etc_hosts, ca-certs, rsyslog,
+  users-groups]
+EOF
+
+    # QEMU user-mode network 169.254.169.0/24: the host is .254 (its loopback services appear
+    # there, the metadata server on port 80 among them); the guest is .15, where hostfwd points.
+    # No gateway: nothing is routed beyond that subnet.
+    cat >"$root/etc/network/interfaces" <<'EOF'
+auto lo
+iface lo inet loopback
+
+auto eth0
+iface eth0 inet static
+    address 169.254.169.15/24
+EOF
+
+    # No name server at all: every address the guest uses is an IP, and no query leaves it
+    # (glibc falls back to 127.0.0.1:53, where nothing listens).
+    rm -f "$root/etc/resolv.conf"
+    printf '%s\n' '# Boot rehearsal: no name server; the guest uses IP addresses only.' \
+        'options timeout:1 attempts:1' >"$root/etc/resolv.conf"
+    printf '%s\n' '127.0.0.1 localhost' '::1 localhost ip6-localhost ip6-loopback' >"$root/etc/hosts"
+    printf 'localhost\n' >"$root/etc/hostname"
+    printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' >"$root/etc/fstab"
+    : >"$root/etc/machine-id"
+
+    # The journal on the serial console as well, so the host reads the service's own lines
+    # (retries, READY) without logging in.
+    cat >"$root/etc/systemd/journald.conf.d/10-console.conf" <<'EOF'
+[Journal]
+ForwardToConsole=yes
+TTYPath=/dev/ttyS0
+MaxLevelConsole=info
+EOF
+
+    # Nothing on a timer that would reach for a package mirror.
+    local unit
+    for unit in apt-daily.timer apt-daily-upgrade.timer; do
+        ln -sfn /dev/null "$root/etc/systemd/system/$unit"
+    done
+}
+
+build_image() {
+    local tmp="$CACHE/rootfs-$IMAGE_KEY.tmp"
+    rm -rf "$tmp" "$ROOTFS"
+    mkdir -p "$CACHE/debs"
+    say "debootstrap $SUITE (minbase + ${#GUEST_PACKAGES[@]} packages) into $tmp; log: $OUT/debootstrap.log"
+    local includes
+    includes=$(
+        IFS=,
+        echo "${GUEST_PACKAGES[*]}"
+    )
+    if ! debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$includes" \
+        "$SUITE" "$tmp" "$MIRROR" >"$OUT/debootstrap.log" 2>&1; then
+        tail -n 20 "$OUT/debootstrap.log" >&2 || true
+        die "debootstrap failed (see $OUT/debootstrap.log)"
+    fi
+    # debootstrap copies the host's resolver and host name in: guest_files replaces them.
+    rm -rf "$tmp/var/cache/apt/archives"/*.deb "$tmp/var/lib/apt/lists"/*_Packages
+    printf '%s\n' "${GUEST_PACKAGES[@]}" >"$tmp/.suaicloudapp-packages"
+    mv "$tmp" "$ROOTFS"
+    # Only the current image is kept.
+    local old
+    for old in "$CACHE"/rootfs-*; do
+        [[ $old == "$ROOTFS" || ! -d $old ]] || rm -rf "$old"
+    done
+}
+
+prepare_image() {
+    IMAGE_KEY=$(image_key)
+    ROOTFS="$CACHE/rootfs-$IMAGE_KEY"
+    if ((REBUILD_IMAGE)) || [[ ! -f $ROOTFS/.suaicloudapp-packages ]]; then
+        phase "image: building the guest root file system (cache key $IMAGE_KEY; a few minutes, once)"
+        local t0
+        t0=$(usec)
+        build_image
+        IMAGE_STATE="built in $(secs "$t0" "$(usec)") s"
+    else
+        phase "image: cached guest root file system $ROOTFS"
+        IMAGE_STATE=cached
+    fi
+    guest_files "$ROOTFS"
+    KERNEL=$(find "$ROOTFS/boot" -maxdepth 1 -name 'vmlinuz-*-cloud-amd64' | sort -V | tail -n 1)
+    INITRD=$(find "$ROOTFS/boot" -maxdepth 1 -name 'initrd.img-*-cloud-amd64' | sort -V | tail -n 1)
+    [[ -n $KERNEL && -n $INITRD ]] || die "no cloud kernel/initrd under $ROOTFS/boot: run with --rebuild-image"
+    say "image $IMAGE_STATE: $(du -sh "$ROOTFS" | cut -f1), kernel $(basename "$KERNEL")"
+}
+
+# ----------------------------------------------------------------------------------------------
+# the test backends
+
+ENV_FILE=""
+env_get() { # KEY VAR: VAR = a value from .test-env/env (quotes as scripts/test-env.sh writes them)
+    local v
+    v=$(sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1)
+    [[ -n $v ]] || die "$1 missing from $ENV_FILE: run scripts/test-env.sh up"
+    v=${v#\"}
+    v=${v%\"}
+    v=${v#\'}
+    v=${v%\'}
+    printf -v "$2" '%s' "$v"
+}
+
+backends() {
+    phase "backends: scripts/test-env.sh up (MariaDB, Redis, moto on 127.0.0.1)"
+    "$REPO/scripts/test-env.sh" up >>"$LOG" 2>&1 || die "scripts/test-env.sh up failed (see $LOG)"
+    ENV_FILE="$REPO/.test-env/env"
+    [[ -f $ENV_FILE ]] || die "$ENV_FILE missing after scripts/test-env.sh up"
+    env_get SUAI_TEST_MOTO_URL MOTO_URL
+    [[ $MOTO_URL =~ ^http://127\.0\.0\.1:([0-9]+)$ ]] || die "moto is not on 127.0.0.1: $MOTO_URL"
+    MOTO_PORT=${BASH_REMATCH[1]}
+    env_get SUAI_TEST_BUCKET BUCKET
+    env_get SUAI_TEST_TABLE TABLE
+    env_get SUAI_TEST_MYSQL_PORT DB_PORT
+    env_get SUAI_TEST_MYSQL_USER DB_USER
+    env_get SUAI_TEST_MYSQL_PASSWORD DB_PASSWORD
+    env_get SUAI_TEST_MYSQL_DB DB_NAME
+    env_get SUAI_TEST_REDIS_PORT REDIS_PORT
+    GUEST_ENDPOINT="http://$HOST_IN_GUEST:$MOTO_PORT"
+}
+
+# The uploader's side (not the instance's): Debian's CLI with moto's static keys, always with
+# --endpoint-url pointing at loopback.
+host_aws() {
+    env -i PATH=/usr/bin:/bin HOME="$WORK/aws-home" AWS_ACCESS_KEY_ID=testing \
+        AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null \
+        "$AWS_CLI" --endpoint-url "$MOTO_URL" --region "$REGION" --only-show-errors "$@"
+}
+
+upload() { # FILE KEY
+    host_aws s3 cp "$1" "s3://$BUCKET/$2" >>"$LOG" 2>&1 || die "upload of s3://$BUCKET/$2 to moto failed"
+    UPLOADED+=("$2")
+}
+
+remove_uploads() {
+    local key
+    for key in "${UPLOADED[@]}"; do
+        host_aws s3 rm "s3://$BUCKET/$key" >/dev/null 2>&1 || true
+    done
+    UPLOADED=()
+}
+
+guest_config() { # what the instance reads from s3://BUCKET/CONFIG_KEY
+    cat <<EOF
+# suaicloudapp config for the boot rehearsal: every backend is the host, seen from the guest.
+[server]
+host = "0.0.0.0"
+port = $GUEST_PORT
+
+[aws]
+# No region: it comes from instance metadata (user-data.sh reads placement/region).
+endpoint_url = "$GUEST_ENDPOINT"
+
+[s3]
+bucket = "$BUCKET"
+
+[database]
+host = "$HOST_IN_GUEST"
+port = $DB_PORT
+user = "$DB_USER"
+password = "$DB_PASSWORD"
+dbname = "$DB_NAME"
+
+[redis]
+host = "$HOST_IN_GUEST"
+port = $REDIS_PORT
+
+[dynamodb]
+table = "$TABLE"
+EOF
+}
+
+# ----------------------------------------------------------------------------------------------
+# user-data: the shipped script, only the defaults of its settings lines changed
+
+SETTING_RE='^([A-Z_]+)="\$\{([A-Z_]+):-([^"]*)\}"$'
+
+# set_setting FILE NAME VALUE: NAME="${NAME:-old}" -> NAME="${NAME:-VALUE}". A setting the
+# script reads only from its environment (no such line) gets one, in the same form, at the end
+# of the settings block: cloud-init gives user-data no environment of its own.
+set_setting() {
+    local file=$1 name=$2 value=$3 n
+    [[ $value != *[\"\$\`\\\|]* ]] || die "setting $name: unsupported characters in '$value'"
+    n=$(grep -cE "^$name=\"\\\$\\{$name:-[^\"]*\\}\"$" "$file" || true)
+    if [[ $n == 1 ]]; then
+        sed -i -E "s|^$name=\"\\\$\\{$name:-[^\"]*\\}\"$|$name=\"\${$name:-$value}\"|" "$file"
+    elif [[ $n == 0 ]]; then
+        local last
+        last=$(grep -nE "$SETTING_RE" "$file" | tail -n 1 | cut -d: -f1)
+        [[ -n $last ]] || die "user-data.sh has no settings block"
+        sed -i "${last}a $name=\"\${$name:-$value}\"" "$file"
+    else
+        die "user-data.sh has $n settings lines for $name"
+    fi
+}
+
+# Every line that differs between the shipped script and ours is a settings line for one of
+# the names we set; prints the diff (what the rehearsal changed) to $2.diff.
+verify_user_data() { # SHIPPED OURS NAMES...
+    local shipped=$1 ours=$2 line name
+    shift 2
+    local names=" $* "
+    diff --unchanged-line-format= --old-line-format='-%L' --new-line-format='+%L' \
+        "$shipped" "$ours" >"$ours.diff" || true
+    [[ -s $ours.diff ]] || return 1
+    while IFS= read -r line; do
+        [[ ${line:1} =~ $SETTING_RE ]] || return 1
+        name=${BASH_REMATCH[1]}
+        [[ ${BASH_REMATCH[2]} == "$name" && $names == *" $name "* ]] || return 1
+    done <"$ours.diff"
+    # Apart from those lines the two scripts are the same, and ours is valid bash.
+    [[ $(grep -cvE "$SETTING_RE" "$shipped") == $(grep -cvE "$SETTING_RE" "$ours") ]] &&
+        bash -n "$ours"
+}
+
+# ----------------------------------------------------------------------------------------------
+# the metadata server and the VM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [[ -z $(ss -Hltn "sport = :$1") ]]; }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+alive() { # PID EXPECTED-CMDLINE-SUBSTRING
+    [[ -n $1 ]] && kill -0 "$1" 2>/dev/null &&
+        [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") == *"$2"* ]]
+}
+
+stop_pid() { # PID EXPECTED
+    local pid=$1 expect=$2 i
+    alive "$pid" "$expect" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        alive "$pid" "$expect" || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+start_imds() { # INSTANCE-ID USER-DATA LOG [--deny-credentials]
+    local ready="$WORK/imds.port"
+    rm -f "$ready"
+    port_free 80 || {
+        ss -ltnp 'sport = :80' >&2 || true
+        die "port 80 on this machine is taken: the metadata server must listen on 127.0.0.1:80 (the guest's 169.254.169.254:80)"
+    }
+    IMDS_SECRET_ACCESS_KEY="$IMDS_SECRET" python3 "$SCRIPT_DIR/vm/imds_ec2_paths.py" \
+        --host 127.0.0.1 --port 80 --instance-id "$1" --region "$REGION" --az "$AZ" \
+        --role "$ROLE" --access-key "$ACCESS_KEY" --user-data "$2" --ready-file "$ready" \
+        "${@:4}" >/dev/null 2>"$3" 9>&- &
+    IMDS_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $ready ]] && return 0
+        # (kill -0 only: until its exec the child's command line is still this script's)
+        kill -0 "$IMDS_PID" 2>/dev/null || die "the metadata server exited: $(tail -n 5 "$3")"
+        sleep 0.1
+    done
+    die "the metadata server did not listen within 10 s"
+}
+
+# Serial console lines, as they arrive: raw to console.log, with the host's clock (microseconds
+# since the epoch) to console.stamped. Colour escapes and carriage returns are dropped.
+stamp_console() { # RAW STAMPED
+    local line
+    exec 3>>"$1" 4>>"$2"
+    while IFS= read -r line || [[ -n $line ]]; do
+        printf '%s\n' "$line" >&3
+        printf '%s %s\n' "${EPOCHREALTIME/./}" "$line" >&4
+    done
+}
+
+start_vm() { # BOOT-DIR HOST-PORT SMBIOS-UUID
+    local dir=$1 disk="$WORK/disk.img"
+    rm -f "$disk" "$WORK/qemu.pid"
+    mkfs.ext4 -q -F -L root -d "$ROOTFS" "$disk" 2G >>"$LOG" 2>&1 ||
+        die "mkfs.ext4 -d $ROOTFS failed (see $LOG)"
+    T_VM=$(usec)
+    qemu-system-x86_64 -name "suaicloudapp-$CURRENT" -machine pc -cpu max -smp 2 -m 1024 \
+        -nodefaults -display none -serial stdio -no-reboot -rtc base=utc \
+        -kernel "$KERNEL" -initrd "$INITRD" \
+        -append "console=ttyS0 root=/dev/vda rw net.ifnames=0 panic=-1 SYSTEMD_COLORS=0 systemd.show_status=1" \
+        -drive "file=$disk,format=raw,if=virtio" \
+        -netdev "user,id=n0,net=$GUEST_NET,host=$HOST_IN_GUEST,hostfwd=tcp:127.0.0.1:$2-:$GUEST_PORT" \
+        -device virtio-net-pci,netdev=n0,romfile= \
+        -smbios "type=1,manufacturer=Amazon EC2,product=t3.micro,serial=$3,uuid=$3" \
+        -pidfile "$WORK/qemu.pid" </dev/null 2>"$dir/qemu.log" 9>&- |
+        sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\r$//' |
+        stamp_console "$dir/console.log" "$dir/console.stamped" &
+    CONSOLE_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if [[ -s $WORK/qemu.pid ]]; then
+            QEMU_PID=$(<"$WORK/qemu.pid")
+            return 0
+        fi
+        kill -0 "$CONSOLE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    die "qemu-system-x86_64 did not start: $(tail -n 5 "$dir/qemu.log")"
+}
+
+stop_vm() {
+    if [[ -n $QEMU_PID ]]; then stop_pid "$QEMU_PID" qemu-system-x86_64; fi
+    QEMU_PID=""
+    if [[ -n $CONSOLE_PID ]]; then
+        local i
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$CONSOLE_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        wait "$CONSOLE_PID" 2>/dev/null || true
+    fi
+    CONSOLE_PID=""
+    rm -f "$WORK/disk.img"
+}
+
+stop_imds() {
+    if [[ -n $IMDS_PID ]]; then stop_pid "$IMDS_PID" imds_ec2_paths; fi
+    wait "$IMDS_PID" 2>/dev/null || true
+    IMDS_PID=""
+}
+
+# ----------------------------------------------------------------------------------------------
+# reading the console and asking the guest's port
+
+# First console line matching the ERE: "USEC LINE", or nothing.
+console_first() { grep -m1 -E -- "^[0-9]+ .*($1)" "$STAMPED" 2>/dev/null || true; }
+console_at() { local l; l=$(console_first "$1"); printf '%s\n' "${l%% *}"; }
+console_has() { grep -qE -- "$1" "$CONSOLE" 2>/dev/null; }
+absent() { ! grep -qE -- "$1" "$2" 2>/dev/null; } # ERE FILE
+console_count() { grep -cE -- "$1" "$CONSOLE" 2>/dev/null || true; }
+
+# GET on the forwarded port: sets HTTP_CODE, HTTP_BODY, HTTP_HEADERS.
+http_get() { # PATH [MAX-TIME]
+    local h="$WORK/http.headers" b="$WORK/http.body"
+    : >"$h"
+    : >"$b"
+    HTTP_CODE=$(curl -sS -o "$b" -D "$h" -w '%{http_code}' --max-time "${2:-10}" \
+        "http://127.0.0.1:$HOST_PORT$1" 2>/dev/null) || HTTP_CODE=000
+    HTTP_BODY=$(cat "$b")
+    HTTP_HEADERS=$(tr -d '\r' <"$h")
+}
+header() { printf '%s\n' "$HTTP_HEADERS" | sed -n "s/^$1: //Ip" | tail -n 1; }
+
+# ----------------------------------------------------------------------------------------------
+# one boot
+
+FINAL_RE="Cloud-init v\. [^ ]+ finished at"
+
+boot() {
+    CURRENT=$1
+    local dir="$OUT/$CURRENT"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    CONSOLE="$dir/console.log"
+    STAMPED="$dir/console.stamped"
+    local hex instance_id uuid prefix binary_key config_key imds_log="$dir/imds.log"
+    hex=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    instance_id="i-0${hex:0:16}"
+    uuid="ec2${hex:0:5}-${hex:5:4}-${hex:9:4}-${hex:13:4}-${hex:17:12}"
+    prefix="vm-rehearsal/$RUN_ID/$CURRENT"
+    binary_key="$prefix/suaicloudapp"
+    config_key="$prefix/config.toml"
+    IMDS_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+    HOST_PORT=$(free_port)
+    printf '%s\n' "$instance_id" >"$dir/instance-id"
+
+    phase "$CURRENT: S3 (moto): binary and config.toml under s3://$BUCKET/$prefix/"
+    upload "$DEPLOY" "$binary_key"
+    guest_config >"$WORK/config.toml"
+    sed 's/^password = .*/password = "***"/' "$WORK/config.toml" >"$dir/config.toml"
+    if [[ $CURRENT == late-config ]]; then
+        if host_aws s3api head-object --bucket "$BUCKET" --key "$config_key" >/dev/null 2>&1; then
+            fail "config absent at boot" "s3://$BUCKET/$config_key exists"
+        else
+            pass "config absent at boot" "s3://$BUCKET/$config_key: not found (HeadObject 404)"
+        fi
+    else
+        upload "$WORK/config.toml" "$config_key"
+    fi
+
+    phase "$CURRENT: user-data: user-data.sh as shipped, settings defaults only"
+    cp "$REPO/user-data.sh" "$dir/user-data.sh"
+    set_setting "$dir/user-data.sh" BUCKET "$BUCKET"
+    set_setting "$dir/user-data.sh" BINARY_KEY "$binary_key"
+    set_setting "$dir/user-data.sh" CONFIG_KEY "$config_key"
+    set_setting "$dir/user-data.sh" AWS_ENDPOINT_URL "$GUEST_ENDPOINT"
+    if verify_user_data "$REPO/user-data.sh" "$dir/user-data.sh" BUCKET BINARY_KEY CONFIG_KEY AWS_ENDPOINT_URL; then
+        pass "user-data is user-data.sh with settings lines only" "$(tr '\n' ' ' <"$dir/user-data.sh.diff")"
+    else
+        fail "user-data is user-data.sh with settings lines only" "$(tr '\n' ' ' <"$dir/user-data.sh.diff")"
+        return 0
+    fi
+
+    local deny=()
+    [[ $CURRENT != denied-credentials ]] || deny=(--deny-credentials)
+    phase "$CURRENT: metadata server on 127.0.0.1:80 (guest: $HOST_IN_GUEST:80), instance $instance_id${deny:+, no role (credentials refused)}"
+    start_imds "$instance_id" "$dir/user-data.sh" "$imds_log" "${deny[@]}"
+
+    phase "$CURRENT: boot: fresh disk (mkfs.ext4 -d), qemu-system-x86_64 -cpu max (TCG), guest :$GUEST_PORT on 127.0.0.1:$HOST_PORT"
+    start_vm "$dir" "$HOST_PORT" "$uuid"
+    say "qemu pid $QEMU_PID; serial console: $CONSOLE"
+
+    # Poll until the scenario's end state, or the deadline: the host's /health, the console,
+    # and (late-config) the upload ~20 s after the service first logged the missing object.
+    local deadline=$((T_VM + BOOT_TIMEOUT * 1000000)) now health_at="" retry_at="" upload_at=""
+    local done_at="" seen_kernel=0 seen_ci=0 seen_ud=0 seen_ready=0
+    while :; do
+        now=$(usec)
+        if ((now > deadline)); then
+            fail "boot finished in time" "no end state within ${BOOT_TIMEOUT} s (console: $CONSOLE)"
+            break
+        fi
+        if ! alive "$QEMU_PID" qemu-system-x86_64; then
+            fail "qemu kept running" "qemu exited: $(tail -n 3 "$dir/qemu.log" | tr '\n' ' ') $(tail -n 3 "$CONSOLE" | tr '\n' ' ')"
+            break
+        fi
+        if ((!seen_kernel && now - T_VM > 120000000)); then
+            fail "the VM boots" "no kernel output on the serial console within 120 s: this machine cannot boot the guest under qemu-system-x86_64 (see $dir/qemu.log)"
+            break
+        fi
+        if [[ -z $health_at ]]; then
+            http_get /health 1
+            if [[ $HTTP_CODE == 200 ]]; then
+                health_at=$(usec)
+                say "first /health 200 at +$(secs "$T_VM" "$health_at") s"
+            fi
+        fi
+        if ((!seen_kernel)) && console_has 'Linux version'; then
+            seen_kernel=1
+            say "kernel up"
+        fi
+        if ((!seen_ci)) && console_has "running 'init-local'"; then
+            seen_ci=1
+            say "cloud-init started"
+        fi
+        if ((!seen_ud)) && console_has 'user-data: bucket '; then
+            seen_ud=1
+            say "user-data.sh running"
+        fi
+        if ((!seen_ready)) && console_has 'Started suaicloudapp\.service'; then
+            seen_ready=1
+            say "suaicloudapp.service READY"
+        fi
+        if [[ $CURRENT == late-config && -z $upload_at ]]; then
+            [[ -n $retry_at ]] || retry_at=$(console_at 'cannot fetch the config')
+            if [[ -n $retry_at ]] && ((now - retry_at >= LATE_UPLOAD_AFTER * 1000000)); then
+                upload "$WORK/config.toml" "$config_key"
+                upload_at=$(usec)
+                say "config.toml uploaded, $(secs "$retry_at" "$upload_at") s after the service's first failed fetch"
+            fi
+        fi
+        if console_has "$FINAL_RE"; then
+            [[ -n $done_at ]] || done_at=$now
+            # The end states: cloud-init is done and the service answers (or, without
+            # credentials, is not there); a few seconds' grace for the first /health.
+            if [[ $CURRENT == denied-credentials || -n $health_at ]] || ((now - done_at > 15000000)); then
+                break
+            fi
+        fi
+        if [[ $CURRENT != denied-credentials ]] && console_has 'user-data: ERROR'; then
+            fail "user-data.sh succeeded" "$(grep -m1 'user-data: ERROR' "$CONSOLE")"
+            break
+        fi
+        sleep 0.5
+    done
+
+    phase "$CURRENT: checks"
+    boot_checks "$instance_id" "$health_at" "$upload_at"
+
+    phase "$CURRENT: teardown (qemu, metadata server, S3 objects, disk)"
+    stop_vm
+    stop_imds
+    remove_uploads
+    CURRENT=""
+}
+
+# ----------------------------------------------------------------------------------------------
+# the checks of one boot
+
+# A page answers 200 with the body, within a few tries (the guest is slow under TCG).
+page_ok() { # PATH BODY
+    local i
+    for ((i = 1; i <= 10; i++)); do
+        http_get "$1" 15
+        if [[ $HTTP_CODE == 200 && $HTTP_BODY == "$2" ]]; then
+            pass "GET $1" "200 $HTTP_BODY (try $i)"
+            return 0
+        fi
+        sleep 1
+    done
+    fail "GET $1" "HTTP $HTTP_CODE: ${HTTP_BODY:0:300}"
+}
+
+boot_checks() { # INSTANCE-ID HEALTH-AT UPLOAD-AT
+    local instance_id=$1 health_at=$2 upload_at=$3 line ds
+
+    # The timeline, from the console's arrival times and the host's own clock.
+    mark "VM start (qemu-system-x86_64, TCG)" "$T_VM"
+    mark "kernel up (Linux version ...)" "$(console_at 'Linux version')"
+    mark "systemd up (PID 1)" "$(console_at 'systemd\[1\]: systemd [0-9]+|Welcome to Debian')"
+    mark "cloud-init init-local (EC2 datasource, IMDSv2)" "$(console_at "running 'init-local'")"
+    mark "cloud-init user-data start (user-data.sh)" "$(console_at 'user-data: bucket ')"
+    mark "binary and unit installed" "$(console_at 'user-data: installed .*suaicloudapp\.service')"
+    mark "service: first failed config fetch" "$(console_at 'cannot fetch the config')"
+    mark "config.toml uploaded (host)" "$upload_at"
+    mark "service: config fetched from S3" "$(console_at 'config fetched')"
+    mark "service READY (Type=notify: Started suaicloudapp.service)" "$(console_at 'Started suaicloudapp\.service')"
+    mark "first /health 200 (host, through hostfwd)" "$health_at"
+    mark "user-data.sh done" "$(console_at 'user-data: (suaicloudapp is running|ERROR)')"
+    mark "cloud-init finished" "$(console_at "$FINAL_RE")"
+
+    line=$(grep -m1 -E "$FINAL_RE" "$CONSOLE" || true)
+    ds=$(sed -n 's/.*Datasource \([A-Za-z0-9]*\).*/\1/p' <<<"$line")
+    if [[ $ds == DataSourceEc2* ]]; then
+        pass "cloud-init used the EC2 datasource" "$ds (DMI ec2 UUID, IMDSv2 at $HOST_IN_GUEST)"
+    else
+        fail "cloud-init used the EC2 datasource" "${line:-no cloud-init final message on the console}"
+    fi
+    expect "cloud-init fetched user-data over IMDSv2" "PUT /latest/api/token, then GET /<version>/user-data 200" \
+        grep -qE '"GET /[0-9-]+/user-data HTTP/1\.1" 200' "$dir/imds.log"
+
+    if [[ $CURRENT == denied-credentials ]]; then
+        denied_checks
+        return 0
+    fi
+
+    # user-data.sh ran to its end: is-active returned 0 right after the Type=notify start.
+    expect "user-data.sh ran to its end" "console: user-data: suaicloudapp is running" \
+        console_has 'user-data: suaicloudapp is running'
+    expect "unit reached READY (Type=notify)" "console: Started suaicloudapp.service" \
+        console_has 'Started suaicloudapp\.service'
+    local started restarts
+    started=$(console_count 'systemd\[1\]: Starting suaicloudapp\.service')
+    restarts=$(console_count 'suaicloudapp\.service: (Scheduled restart job|Main process exited|Failed with result)')
+    if [[ $started == 1 && $restarts == 0 ]]; then
+        pass "unit started once, never restarted" "1 start, no exit, no restart job"
+    else
+        fail "unit started once, never restarted" "$started starts, $restarts exits/restarts"
+    fi
+    expect "the service fetched its config from S3" "journal: config fetched (s3://$BUCKET/...)" \
+        console_has "config fetched.*s3://$BUCKET/"
+
+    if [[ -n $health_at ]]; then
+        pass "GET /health" "first 200 at +$(secs "$T_VM" "$health_at") s"
+    else
+        fail "GET /health" "never answered 200"
+    fi
+    page_ok /health healthy
+    page_ok /database OK
+    page_ok /redis OK
+    page_ok /s3 OK
+    page_ok /dynamodb OK
+
+    # The identity look-up runs in the background after start: poll for the header.
+    local got="" i
+    for ((i = 0; i < 30; i++)); do
+        http_get /health 10
+        got=$(header X-Instance-Id)
+        [[ -z $got ]] || break
+        sleep 1
+    done
+    if [[ $got == "$instance_id" ]]; then
+        pass "X-Instance-Id is the metadata server's instance id" "$got"
+    else
+        fail "X-Instance-Id is the metadata server's instance id" "got '${got}', want $instance_id"
+    fi
+    got=$(header X-Availability-Zone)
+    if [[ $got == "$AZ" ]]; then
+        pass "X-Availability-Zone from IMDS" "$got"
+    else
+        fail "X-Availability-Zone from IMDS" "got '$got', want $AZ"
+    fi
+
+    # Credentials from IMDSv2 (the CLI's and the binary's own fetches), region from IMDS.
+    local creds
+    creds=$(grep -cE "\"GET /latest/meta-data/iam/security-credentials/$ROLE HTTP/1\.1\" 200" "$dir/imds.log" || true)
+    if ((creds >= 2)); then
+        pass "role credentials served by IMDSv2" "$creds GETs of iam/security-credentials/$ROLE (CLI and binary)"
+    else
+        fail "role credentials served by IMDSv2" "$creds GETs of iam/security-credentials/$ROLE"
+    fi
+    expect "region from IMDS" "GET /latest/meta-data/placement/region 200" \
+        grep -qE '"GET /latest/meta-data/placement/region HTTP/1\.1" 200' "$dir/imds.log"
+    expect "IMDSv2 only" "no metadata request without a token (no 401 in the server's log)" \
+        absent '" 401 ' "$dir/imds.log"
+
+    if [[ $CURRENT == late-config ]]; then
+        late_checks "$upload_at"
+    fi
+
+    # Still up at the end.
+    http_get /health 10
+    if [[ $HTTP_CODE == 200 ]]; then
+        pass "still serving at the end" "/health 200"
+    else
+        fail "still serving at the end" "/health HTTP $HTTP_CODE"
+    fi
+    expect "no failed unit" "console and journal: no [FAILED], no 'Failed to start'" \
+        absent '\[FAILED\]|Failed to start|Failed with result' "$CONSOLE"
+}
+
+late_checks() { # UPLOAD-AT
+    local upload_at=$1 lines n first_ms max_ms before=0 l t ready_at
+    lines=$(grep -E 'cannot fetch the config' "$STAMPED" || true)
+    n=$(grep -c . <<<"$lines" || true)
+    if [[ -z $upload_at ]]; then
+        fail "config uploaded ~${LATE_UPLOAD_AFTER} s after the first failure" "never uploaded (the service logged no failed fetch)"
+        return 0
+    fi
+    while IFS= read -r l; do
+        [[ -n $l ]] || continue
+        t=${l%% *}
+        ((t < upload_at)) && before=$((before + 1))
+    done <<<"$lines"
+    if ((before >= 3)) && grep -qiE 'cannot fetch the config.*(no such key|not uploaded yet)' <<<"$lines"; then
+        pass "service retried while the object was absent, logging why" "$before failed fetches before the upload: $(grep -m1 -oE 'cannot fetch the config.*' <<<"$lines")"
+    else
+        fail "service retried while the object was absent, logging why" "$n failed fetches ($before before the upload): ${lines:0:400}"
+    fi
+    first_ms=$(grep -m1 -oE 'retry_in_ms=[0-9]+' <<<"$lines" | cut -d= -f2)
+    max_ms=$(grep -oE 'retry_in_ms=[0-9]+' <<<"$lines" | cut -d= -f2 | sort -n | tail -n 1)
+    if [[ -n $first_ms && -n $max_ms ]] && ((first_ms <= 1000 && max_ms >= 2 * first_ms && max_ms >= 2000)); then
+        pass "retries back off" "first wait ${first_ms} ms, longest ${max_ms} ms"
+    else
+        fail "retries back off" "first wait '${first_ms}' ms, longest '${max_ms}' ms"
+    fi
+    ready_at=$(console_at 'Started suaicloudapp\.service')
+    if [[ -n $ready_at ]] && ((ready_at > upload_at)); then
+        pass "READY only after the upload" "READY $(secs "$upload_at" "$ready_at") s after the upload"
+    else
+        fail "READY only after the upload" "READY at '${ready_at}', upload at $upload_at"
+    fi
+    local pids
+    pids=$(grep -oE 'suaicloudapp\[[0-9]+\]' "$CONSOLE" | sort -u | tr '\n' ' ')
+    if [[ $(wc -w <<<"$pids") == 1 ]]; then
+        pass "one process throughout (no restart by hand or by systemd)" "$pids"
+    else
+        fail "one process throughout (no restart by hand or by systemd)" "journal lines from: ${pids:-none}"
+    fi
+}
+
+denied_checks() {
+    # The CLI's own words, and user-data.sh's, on the console (cloud-final's output goes to
+    # journal+console) and in the journal (forwarded to the console as "cloud-init[PID]: ...").
+    local cause stop
+    cause=$(grep -m1 -E 'Unable to locate credentials' "$CONSOLE" || true)
+    stop=$(grep -m1 -E 'user-data: ERROR: cannot download s3://' "$CONSOLE" || true)
+    if [[ -n $cause ]]; then
+        pass "cause on the console: no credentials" "${cause}"
+    else
+        fail "cause on the console: no credentials" "no 'Unable to locate credentials' on the console"
+    fi
+    if [[ -n $stop ]]; then
+        pass "user-data.sh stopped with a clear error" "${stop#*user-data: }"
+    else
+        fail "user-data.sh stopped with a clear error" "no 'user-data: ERROR: cannot download' on the console"
+    fi
+    # cloud-final's output is a journal stream (StandardOutput=journal+console): the console
+    # copy in journald's "ident[pid]: message" form is the journal's own.
+    expect "cause in the journal" "journald's copy: cloud-init[PID]: fatal error: Unable to locate credentials" \
+        console_has 'cloud-init\[[0-9]+\]: .*Unable to locate credentials'
+    expect "metadata server refused credentials" "GET iam/security-credentials/ answered 404" \
+        grep -qE '"GET /latest/meta-data/iam/security-credentials/ HTTP/1\.1" 404' "$dir/imds.log"
+    local at
+    at=$(console_at "$FINAL_RE")
+    if [[ -n $at ]]; then
+        pass "nothing hangs: cloud-init finished" "at +$(secs "$T_VM" "$at") s"
+    else
+        fail "nothing hangs: cloud-init finished" "no final message within ${BOOT_TIMEOUT} s"
+    fi
+    expect "no service was started" "no Started suaicloudapp.service" \
+        absent 'Started suaicloudapp\.service' "$CONSOLE"
+    http_get /health 5
+    if [[ $HTTP_CODE != 200 ]]; then
+        pass "nothing answers on the port" "/health: HTTP $HTTP_CODE (no service)"
+    else
+        fail "nothing answers on the port" "/health answered 200"
+    fi
+}
+
+# ----------------------------------------------------------------------------------------------
+# summary
+
+print_timeline() {
+    local scenario=$1
+    [[ -s $OUT/timeline.tsv ]] || return 0
+    say "timeline ($scenario boot; seconds since qemu started, host clock UTC):"
+    local s event t clock
+    while IFS=$'\t' read -r s event t clock; do
+        [[ $s == "$scenario" ]] || continue
+        say "$(printf '  %7s s  %s  %s' "$t" "$clock" "$event")"
+    done < <(sort -s -t $'\t' -k3,3n "$OUT/timeline.tsv")
+}
+
+write_summary() { # EXIT-STATUS
+    # Only the run that holds the lock owns the output directory.
+    ((LOCKED)) && [[ -d $OUT ]] || return 0
+    python3 - "$OUT" "$1" "$FATAL" "$BINARY" "${IMAGE_KEY:-}" "${IMAGE_STATE:-}" \
+        "$(secs "$T_START" "$(usec)")" "${SCENARIOS[*]}" "$RUN_ID" <<'PY'
+import csv, json, os, sys
+out, status, fatal, binary, image_key, image_state, seconds, scenarios, run_id = sys.argv[1:10]
+def rows(name):
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+checks, timeline = rows("checks.tsv"), rows("timeline.tsv")
+summary = {
+    "run_id": run_id,
+    "ok": False,
+    "exit_status": int(status),
+    "error": fatal or None,
+    "binary": binary,
+    "image": {"key": image_key, "state": image_state},
+    "seconds": float(seconds),
+    "scenarios": {},
+}
+for name in scenarios.split():
+    mine = [c for c in checks if c[0] == name]
+    summary["scenarios"][name] = {
+        "ok": bool(mine) and all(c[2] == "pass" for c in mine),
+        "instance_id": (open(os.path.join(out, name, "instance-id")).read().strip()
+                        if os.path.exists(os.path.join(out, name, "instance-id")) else None),
+        "checks": [{"name": c[1], "ok": c[2] == "pass", "detail": c[3]} for c in mine],
+        "timeline": sorted(({"event": t[1], "seconds": float(t[2]), "utc": t[3]}
+                            for t in timeline if t[0] == name), key=lambda e: e["seconds"]),
+        "console": os.path.join(out, name, "console.log"),
+    }
+global_checks = [c for c in checks if c[0] == "-"]
+summary["checks"] = [{"name": c[1], "ok": c[2] == "pass", "detail": c[3]} for c in global_checks]
+summary["ok"] = (int(status) == 0 and not fatal and all(s["ok"] for s in summary["scenarios"].values())
+                 and all(c["ok"] for c in summary["checks"]))
+tmp = os.path.join(out, "summary.json.tmp")
+with open(tmp, "w") as f:
+    json.dump(summary, f, indent=2)
+    f.write("\n")
+os.replace(tmp, os.path.join(out, "summary.json"))
+PY
+}
+
+teardown() {
+    local status=$?
+    trap - EXIT INT TERM
+    stop_vm
+    stop_imds
+    if ((${#UPLOADED[@]} > 0)); then remove_uploads; fi
+    if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
+    write_summary "$status" || true
+    if [[ -n $LOG ]]; then say "summary: $OUT/summary.json; log: $LOG"; fi
+    exit "$status"
+}
+
+# ----------------------------------------------------------------------------------------------
+
+usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+main() {
+    while (($# > 0)); do
+        case $1 in
+        --binary) BINARY=${2:?--binary needs a path}; shift 2 ;;
+        --binary=*) BINARY=${1#*=}; shift ;;
+        --only) IFS=, read -r -a SCENARIOS <<<"${2:?--only needs a list}"; shift 2 ;;
+        --only=*) IFS=, read -r -a SCENARIOS <<<"${1#*=}"; shift ;;
+        --rebuild-image) REBUILD_IMAGE=1; shift ;;
+        --image-only) IMAGE_ONLY=1; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; exit 2 ;;
+        esac
+    done
+    local s
+    for s in "${SCENARIOS[@]}"; do
+        case $s in good | late-config | denied-credentials) ;; *) echo "unknown scenario: $s" >&2; exit 2 ;; esac
+    done
+
+    need_root
+    mkdir -p "$OUT" "$CACHE"
+    trap teardown EXIT
+    trap 'FATAL="interrupted (SIGINT)"; exit 130' INT
+    trap 'FATAL="interrupted (SIGTERM)"; exit 143' TERM
+    # One rehearsal at a time on a machine: port 80, the image cache and the output directory
+    # are shared (two clones' test suites may both run this).
+    exec 9>"$CACHE/.lock"
+    if ! flock -n 9; then
+        say "waiting for another vm-rehearsal.sh to finish (lock $CACHE/.lock)"
+        flock -w 1800 9 || die "another vm-rehearsal.sh held $CACHE/.lock for 30 minutes"
+    fi
+    LOCKED=1
+    rm -f "$OUT/checks.tsv" "$OUT/timeline.tsv" "$OUT/summary.json" "$OUT/rehearsal.log"
+    LOG="$OUT/rehearsal.log"
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/suaicloudapp-vm.XXXXXX")
+    mkdir -p "$WORK/aws-home"
+    RUN_ID="${SUAI_VM_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-$$}"
+    [[ $RUN_ID =~ ^[A-Za-z0-9._-]+$ ]] || die "SUAI_VM_RUN_ID: letters, digits, . _ - only"
+
+    phase "host: tools (qemu-system-x86_64, debootstrap, mkfs.ext4, Debian's AWS CLI)"
+    host_tools
+    say "$(qemu-system-x86_64 --version | head -n 1); $(nproc) cores; /dev/kvm $([[ -e /dev/kvm ]] && echo present || echo absent) (not used: TCG)"
+
+    prepare_image
+    if ((IMAGE_ONLY)); then
+        SCENARIOS=()
+        return 0
+    fi
+
+    [[ -f $BINARY && -x $BINARY ]] ||
+        die "no binary at $BINARY: build it with 'make static' (scripts/build-static.sh), or pass --binary PATH"
+    local kind
+    kind=$(file -b "$BINARY" 2>/dev/null || true)
+    [[ -z $kind || $kind == *ELF*x86-64* ]] || die "$BINARY is not an x86-64 ELF binary: $kind"
+    say "binary $BINARY ($(du -h "$BINARY" | cut -f1); $("$BINARY" --version 2>/dev/null || echo '?'))"
+    DEPLOY=$BINARY
+    if [[ $kind == *"not stripped"* ]] && command -v strip >/dev/null; then
+        # A debug build is hundreds of MB of symbols: the guest downloads a stripped copy.
+        strip -o "$WORK/suaicloudapp" "$BINARY"
+        DEPLOY="$WORK/suaicloudapp"
+        say "not stripped: deploying a stripped copy ($(du -h "$DEPLOY" | cut -f1))"
+    fi
+
+    backends
+
+    for s in "${SCENARIOS[@]}"; do
+        boot "$s"
+    done
+
+    if [[ " ${SCENARIOS[*]} " == *" good "* ]]; then print_timeline good; fi
+    if [[ " ${SCENARIOS[*]} " == *" late-config "* ]]; then print_timeline late-config; fi
+    local failed
+    failed=$(awk -F'\t' '$3 != "pass"' "$OUT/checks.tsv" | wc -l)
+    if ((failed > 0)); then
+        say "FAILED: $failed check(s):"
+        awk -F'\t' '$3 != "pass" { printf "  %s: %s: %s\n", $1, $2, $4 }' "$OUT/checks.tsv"
+        return 1
+    fi
+    say "all $(wc -l <"$OUT/checks.tsv") checks passed"
+}
+
+# One line: bash has read it whole before main runs.
+{ main "$@"; }
