@@ -30,6 +30,7 @@ pub const EXIT_CONFIG: u8 = 2;
 
 /// Runs the parsed command and maps the result to the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    no_huge_pages();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,6 +48,39 @@ pub fn run(cli: Cli) -> ExitCode {
         logs.flush();
         code
     })
+}
+
+/// Opts this process out of transparent huge pages. Where the kernel's THP mode is `always`
+/// (common), the allocator's first small allocations in each 2 MiB-aligned region are backed
+/// by a whole 2 MiB page: measured here, 12 MB of the 20 MB idle RSS were such pages holding
+/// a few hundred kB of data. A health tool must stay small beside the service it guards; it
+/// gains nothing from huge pages.
+///
+/// The flag only governs pages touched after it is set, and the allocator has already touched
+/// its first region before `main` (4 MB of the 12). So the process sets the flag and replaces
+/// itself with a fresh image of the same binary: `execve` keeps the PID (systemd's main PID,
+/// the notify socket), arguments, environment and open descriptors, and the flag survives it
+/// while the huge pages do not. Best effort throughout: no `/proc` (an empty chroot), a kernel
+/// or sandbox that refuses the flag, or a failed exec only costs memory, never the start.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::prctl;
+        use std::os::unix::process::CommandExt;
+        if prctl::get_thp_disable().unwrap_or(true) || prctl::set_thp_disable(true).is_err() {
+            return;
+        }
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        let mut args = std::env::args_os();
+        let mut fresh = std::process::Command::new(exe);
+        if let Some(arg0) = args.next() {
+            fresh.arg0(arg0);
+        }
+        // Returns only when the exec failed; carry on in this image.
+        let _ = fresh.args(args).exec();
+    }
 }
 
 async fn run_command(cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {

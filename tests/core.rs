@@ -93,7 +93,9 @@ fn logs_show_request_lines_tail_and_cap() {
     );
     // The same lines are in output.log in the working directory and on stderr.
     assert!(a.log_file().contains("path=/health status=200"));
-    assert!(a.stderr().contains("path=/health status=200"));
+    a.wait_stderr(Duration::from_secs(5), |e| {
+        e.contains("path=/health status=200")
+    });
     for bad in [
         "/logs?lines=abc",
         "/logs?lines=0",
@@ -117,11 +119,18 @@ fn logs_token_is_required_when_set_and_never_logged() {
             .status,
         401
     );
-    let ok = a.request(
-        "GET",
-        "/logs",
-        &[("Authorization", &format!("Bearer {token}"))],
-    );
+    // The refusals' access lines reach the file through the log's writer thread: poll.
+    let authorized = || {
+        a.request(
+            "GET",
+            "/logs",
+            &[("Authorization", &format!("Bearer {token}"))],
+        )
+    };
+    assert!(eventually(Duration::from_secs(5), || authorized()
+        .body
+        .contains("status=401")));
+    let ok = authorized();
     assert_eq!(ok.status, 200);
     assert!(ok.body.contains("status=401"));
     assert!(
@@ -180,7 +189,10 @@ fn connections_over_the_cap_get_503() {
     let r = a.get("/health");
     assert_eq!(r.status, 503);
     assert!(r.body.contains("connection limit"));
-    assert!(a.stderr().contains("connection limit reached"));
+    // The log is written by its own thread (a request never waits on journald): poll.
+    a.wait_stderr(Duration::from_secs(5), |e| {
+        e.contains("connection limit reached")
+    });
 }
 
 #[test]

@@ -129,6 +129,13 @@ impl App {
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
+
+    /// Waits until stderr satisfies `pred`: the log reaches stderr through its own writer
+    /// thread, a moment after the request that caused it.
+    pub fn wait_stderr(&self, limit: Duration, pred: impl Fn(&str) -> bool) {
+        let ok = eventually(limit, || pred(&self.stderr.lock().unwrap()));
+        assert!(ok, "stderr never matched: {}", self.stderr.lock().unwrap());
+    }
 }
 
 impl Drop for App {
