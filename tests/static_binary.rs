@@ -81,7 +81,13 @@ impl Root {
     fn new(name: &str, config: &str) -> Root {
         let dir = scratch_dir(name);
         let bin = dir.join("suaicloudapp");
-        std::fs::copy(static_bin(), &bin).unwrap();
+        // A hard link, not a copy: a copy holds a write descriptor, and a process another
+        // test forks in that moment inherits it, so exec fails with ETXTBSY ("Text file
+        // busy"). Copy only when the link cannot be made (another file system).
+        let src = static_bin();
+        if std::fs::hard_link(&src, &bin).is_err() {
+            std::fs::copy(&src, &bin).unwrap();
+        }
         std::fs::create_dir(dir.join("etc")).unwrap();
         // musl resolves names only through /etc/hosts (and nothing here asks DNS for anything).
         std::fs::write(
