@@ -133,9 +133,14 @@ impl App {
     /// Waits until stderr satisfies `pred`: the log reaches stderr through its own writer
     /// thread, a moment after the request that caused it.
     pub fn wait_stderr(&self, limit: Duration, pred: impl Fn(&str) -> bool) {
-        let ok = eventually(limit, || pred(&self.stderr.lock().unwrap()));
-        assert!(ok, "stderr never matched: {}", self.stderr.lock().unwrap());
+        wait_captured(&self.stderr, limit, pred);
     }
+}
+
+/// Polls captured stderr until `pred` holds, or fails the test showing what was captured.
+fn wait_captured(stderr: &Mutex<String>, limit: Duration, pred: impl Fn(&str) -> bool) {
+    let ok = eventually(limit, || pred(&stderr.lock().unwrap()));
+    assert!(ok, "stderr never matched: {}", stderr.lock().unwrap());
 }
 
 impl Drop for App {
@@ -211,8 +216,7 @@ impl Starting {
 
     /// Waits until stderr satisfies `pred` (for example: a retry was logged).
     pub fn wait_stderr(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> &Self {
-        let ok = eventually(limit, || pred(&self.stderr.lock().unwrap()));
-        assert!(ok, "stderr never matched: {}", self.stderr.lock().unwrap());
+        wait_captured(&self.stderr, limit, pred);
         self
     }
 
