@@ -1,15 +1,24 @@
 //! Logging set-up (file + stderr) and the bounded tail reader behind `/logs`.
 //!
-//! Both sinks are non-blocking: a slow disk or journald never stalls a request. The tail reader
+//! Both sinks are written by one thread, in batches: a slow disk or journald never stalls a
+//! request, and a busy server pays one write per batch rather than one wake-up per line. The tail reader
 //! reads backwards from the end in fixed chunks and stops at a byte cap, so a multi-gigabyte
 //! log costs at most that cap in memory.
 
 use crate::config::LogsConfig;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use std::time::SystemTime;
+use tracing::{Level, Metadata};
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
@@ -30,88 +39,75 @@ pub enum LogError {
 ///
 /// Logging starts before the config is known (an S3 config may take retries to arrive, and
 /// those must be logged), so the file and the level are attached afterwards. Dropping the
-/// handle flushes both sinks.
+/// handle writes what is pending and stops the writer thread.
 pub struct LogHandle {
-    file: FileSlot,
+    queue: Arc<Queue>,
     filter: reload::Handle<EnvFilter, Registry>,
-    /// The writer thread's guard: dropping it drains the queue and flushes.
-    guard: Mutex<Option<WorkerGuard>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Lines the writer thread may hold queued before new ones are dropped. tracing-appender's
-/// default (128,000) preallocates about 4 MB, a third of the idle footprint measured; 8,192
-/// lines still absorb bursts far beyond what one core formats before the writer drains them.
-const QUEUED_LINES: usize = 8192;
-
-/// Buffer in front of each sink: under load the writer thread hands the kernel many lines
-/// per write; it flushes whenever its queue runs dry, so an idle log is always current.
-const SINK_BUFFER: usize = 64 * 1024;
-
-/// The log file, once [`LogHandle::attach`] has opened it. Only the writer thread writes to
-/// it; the lock is never contended.
-#[derive(Clone, Default)]
-struct FileSlot(Arc<OnceLock<Mutex<io::BufWriter<File>>>>);
-
-/// What the writer thread writes each line to: stderr (journald) always, the file once it is
-/// attached. One thread for both sinks, so a request hands its line over once and wakes at
-/// most one thread (on one core, each hand-over and wake-up is a visible share of a
-/// `/health` request; see bench/RESULTS.md).
-struct Sinks {
-    stderr: io::BufWriter<io::Stderr>,
-    file: FileSlot,
-}
-
-impl Sinks {
-    /// Runs `op` on both sinks; a full disk must not silence journald, nor the reverse.
-    fn each(&mut self, op: impl Fn(&mut dyn io::Write) -> io::Result<()>) -> io::Result<()> {
-        let stderr = op(&mut self.stderr);
-        let file = match self.file.0.get() {
-            Some(f) => op(&mut *f.lock().unwrap_or_else(PoisonError::into_inner)),
-            None => Ok(()),
-        };
-        stderr.and(file)
-    }
-}
-
-impl io::Write for Sinks {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_all(buf).map(|()| buf.len())
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.each(|w| w.write_all(buf))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.each(|w| w.flush())
-    }
-}
+/// The queue behind the global subscriber, for [`sync`].
+static GLOBAL: OnceLock<Arc<Queue>> = OnceLock::new();
 
 /// Installs the global subscriber: stderr (journald) now, the file once [`LogHandle::attach`]
 /// is called. `RUST_LOG` wins over `[logs] level` when set. Each event is formatted once, on
-/// the calling thread, and queued to the writer thread: requests never wait on a disk or on
+/// the calling thread, and appended to the queue: requests never wait on a disk or on
 /// journald.
 pub fn init() -> LogHandle {
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let initial = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(initial);
-    let file = FileSlot::default();
-    let sinks = Sinks {
-        stderr: io::BufWriter::with_capacity(SINK_BUFFER, io::stderr()),
-        file: file.clone(),
-    };
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("log-writer")
-        .finish(sinks);
-    let layer = fmt::layer().with_ansi(false).with_writer(writer);
-    // A second init in the same process (unit tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
+    let queue = Arc::new(Queue::new(true, REST));
+    let layer = fmt::layer()
+        .with_ansi(false)
+        .with_timer(Clock)
+        .with_writer(QueueWriter(queue.clone()));
+    // A second init in the same process (unit tests) keeps the first subscriber and queue.
+    let installed = tracing_subscriber::registry()
         .with(filter)
         .with(layer)
-        .try_init();
+        .try_init()
+        .is_ok();
+    if installed {
+        let _ = GLOBAL.set(queue.clone());
+    }
+    let writer = queue.clone().spawn_writer();
     LogHandle {
-        file,
+        queue,
         filter: handle,
-        guard: Mutex::new(Some(guard)),
+        writer: Mutex::new(writer),
+    }
+}
+
+/// Opens (creating it and its directory if needed) the log file, appending. tracing-appender's
+/// appender without rotation: logrotate's `copytruncate` or a restart handles the rest.
+fn open_file(path: &Path) -> Result<RollingFileAppender, LogError> {
+    let fail = |source: io::Error| LogError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let name = path.file_name().ok_or_else(|| {
+        fail(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a file name",
+        ))
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    RollingFileAppender::builder()
+        .rotation(Rotation::NEVER)
+        .filename_prefix(name.to_string_lossy())
+        .build(dir)
+        .map_err(|e| fail(io::Error::other(e)))
+}
+
+/// Writes every line logged so far to the sinks before returning, so a reader of the log
+/// file (`/logs`) sees them. Blocking: call it off the async workers.
+pub fn sync() {
+    if let Some(queue) = GLOBAL.get() {
+        queue.write_pending();
     }
 }
 
@@ -120,21 +116,10 @@ impl LogHandle {
     /// that names another file keeps the first (a restart moves it).
     pub fn attach(&self, cfg: &LogsConfig) -> Result<(), LogError> {
         self.set_level(&cfg.level)?;
-        if self.file.0.get().is_some() {
+        if self.queue.file.get().is_some() {
             return Ok(());
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&cfg.file)
-            .map_err(|source| LogError::Open {
-                path: cfg.file.display().to_string(),
-                source,
-            })?;
-        let _ = self
-            .file
-            .0
-            .set(Mutex::new(io::BufWriter::with_capacity(SINK_BUFFER, file)));
+        let _ = self.queue.file.set(open_file(&cfg.file)?);
         Ok(())
     }
 
@@ -151,13 +136,249 @@ impl LogHandle {
         Ok(())
     }
 
-    /// Drains the queue, flushes both sinks and stops the writer (also done on drop). Lines
-    /// logged after this are dropped: call it last.
+    /// Writes what is pending and stops the writer thread (also done on drop). Lines logged
+    /// after this wait for a [`sync`] that will not come: call it last.
     pub fn flush(&self) {
-        self.guard
+        self.queue.stop();
+        let writer = self
+            .writer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        if let Some(thread) = writer {
+            let _ = thread.join();
+        }
+        self.queue.write_pending();
+    }
+}
+
+impl Drop for LogHandle {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// How long the writer thread rests after writing a batch. Lines logged meanwhile wait in
+/// memory and go out together: under load one write (and one wake-up) per sink every rest
+/// instead of one per request, which on one core was a third of a `/health` answer's cost
+/// (bench/RESULTS.md). A quiet log is still written at once: a line that finds the writer
+/// idle wakes it, and a warning or an error ends its rest.
+const REST: Duration = Duration::from_millis(100);
+
+/// Bytes the queue holds at most (about 10,000 access lines); past it new lines are dropped
+/// and counted rather than growing memory or making a request wait for the disk.
+const MAX_PENDING: usize = 2 * 1024 * 1024;
+
+/// Formatted lines on their way to stderr (journald) and the log file.
+struct Queue {
+    pending: Mutex<Pending>,
+    /// Wakes the writer thread: a first line when it is idle, an urgent line or stop when it
+    /// rests.
+    wake: Condvar,
+    /// Held while writing a batch, so the writer thread and [`sync`] keep lines in order.
+    writing: Mutex<()>,
+    /// Whether lines also go to stderr (off in unit tests).
+    stderr: bool,
+    /// [`REST`], except in unit tests.
+    rest: Duration,
+    file: OnceLock<RollingFileAppender>,
+}
+
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u8>,
+    dropped: u64,
+    urgent: bool,
+    stop: bool,
+    writer: WriterState,
+}
+
+/// What the writer thread is doing, so a new line wakes it only when that is needed.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum WriterState {
+    /// Waiting for the first line.
+    #[default]
+    Idle,
+    /// Letting lines gather after a write; only an urgent line or stop wakes it.
+    Resting,
+    /// Writing, or about to look at the queue again.
+    Busy,
+}
+
+impl Queue {
+    fn new(stderr: bool, rest: Duration) -> Queue {
+        Queue {
+            rest,
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            writing: Mutex::new(()),
+            stderr,
+            file: OnceLock::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one formatted line; never blocks on I/O.
+    fn push(&self, line: &[u8], urgent: bool) {
+        let mut p = self.lock();
+        if p.lines.len() + line.len() > MAX_PENDING {
+            p.dropped += 1;
+            return;
+        }
+        p.lines.extend_from_slice(line);
+        p.urgent |= urgent;
+        let wake = match p.writer {
+            WriterState::Idle => true,
+            WriterState::Resting => urgent,
+            WriterState::Busy => false,
+        };
+        if wake {
+            p.writer = WriterState::Busy;
+            drop(p);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Writes every pending line to the sinks and flushes them.
+    fn write_pending(&self) {
+        let _order = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut batch, dropped) = {
+            let mut p = self.lock();
+            p.urgent = false;
+            (std::mem::take(&mut p.lines), std::mem::take(&mut p.dropped))
+        };
+        if dropped > 0 {
+            let note =
+                format!("suaicloudapp: {dropped} log lines dropped (the log writer fell behind)\n");
+            batch.extend_from_slice(note.as_bytes());
+        }
+        if batch.is_empty() {
+            return;
+        }
+        // A full disk must not silence journald, nor the reverse: each sink on its own.
+        if self.stderr {
+            let _ = io::stderr().lock().write_all(&batch);
+        }
+        if let Some(file) = self.file.get() {
+            let _ = file.make_writer().write_all(&batch);
+        }
+    }
+
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.wake.notify_one();
+    }
+
+    /// The writer thread, or `None` when the system refuses one: then lines are written by
+    /// [`sync`] and at exit only.
+    fn spawn_writer(self: Arc<Self>) -> Option<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || self.writer_loop())
+            .ok()
+    }
+
+    fn writer_loop(&self) {
+        loop {
+            let mut p = self.lock();
+            while p.lines.is_empty() && p.dropped == 0 && !p.stop {
+                p.writer = WriterState::Idle;
+                p = self.wake.wait(p).unwrap_or_else(PoisonError::into_inner);
+            }
+            p.writer = WriterState::Busy;
+            let stop = p.stop;
+            drop(p);
+            self.write_pending();
+            if stop {
+                return;
+            }
+            let mut p = self.lock();
+            if !p.urgent && !p.stop {
+                p.writer = WriterState::Resting;
+                p = self
+                    .wake
+                    .wait_timeout(p, self.rest)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            p.writer = WriterState::Busy;
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamps with microseconds, the stock format (`2026-12-02T05:52:10.123456Z`).
+/// The stock clock converts the date for every line, a tenth of what an access line cost in
+/// the benchmark's profile; this one converts it once per second and thread and reuses it.
+struct Clock;
+
+thread_local! {
+    /// The second last formatted on this thread, and its text up to the fraction.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+impl FormatTime for Clock {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        SECOND.with_borrow_mut(|(second, text)| {
+            if *second != now.as_secs() {
+                let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
+                *text = humantime::format_rfc3339_seconds(whole).to_string();
+                text.pop(); // the 'Z'; the fraction goes before it
+                *second = now.as_secs();
+            }
+            w.write_str(text)
+        })?;
+        let mut fraction = *b".000000Z";
+        let mut micros = now.subsec_micros();
+        for digit in fraction[1..7].iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        w.write_str(std::str::from_utf8(&fraction).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+/// The fmt layer's writer: hands each formatted event to the queue. tracing-subscriber writes
+/// an event with one `write_all`, so a line is never split between batches.
+struct QueueWriter(Arc<Queue>);
+
+/// One event's writer; knows whether the event may wait for the next batch.
+struct LineWriter<'a> {
+    queue: &'a Queue,
+    urgent: bool,
+}
+
+impl<'a> MakeWriter<'a> for QueueWriter {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter {
+            queue: &self.0,
+            urgent: false,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        LineWriter {
+            queue: &self.0,
+            urgent: *meta.level() <= Level::WARN,
+        }
+    }
+}
+
+impl io::Write for LineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.queue.push(buf, self.urgent);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -231,6 +452,152 @@ mod tests {
             fn drop(&mut self) {
                 let _ = std::fs::remove_file(&self.0);
             }
+        }
+    }
+
+    /// Longer than any wait below: a line that arrives while the writer rests is written by
+    /// something else (sync, urgency, stop) or not within the test.
+    const LONG_REST: Duration = Duration::from_secs(600);
+
+    /// A queue writing to a fresh file only (no stderr), with its writer thread running.
+    fn queue_to_file() -> (Arc<Queue>, tempfile_path::TempPath, JoinHandle<()>) {
+        let p = tempfile_path::TempPath::new();
+        let queue = Arc::new(Queue::new(false, LONG_REST));
+        assert!(queue.file.set(open_file(&p.0).unwrap()).is_ok());
+        let writer = queue.clone().spawn_writer().unwrap();
+        (queue, p, writer)
+    }
+
+    fn read(p: &tempfile_path::TempPath) -> String {
+        std::fs::read_to_string(&p.0).unwrap_or_default()
+    }
+
+    /// Polls until the file holds `want` lines; the writer works on its own schedule.
+    fn wait_for_lines(p: &tempfile_path::TempPath, want: usize) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = read(p);
+            if text.lines().count() >= want || std::time::Instant::now() > deadline {
+                return text;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_line_on_an_idle_queue_is_written_without_sync() {
+        let (queue, p, _writer) = queue_to_file();
+        queue.push(b"first\n", false);
+        assert_eq!(wait_for_lines(&p, 1), "first\n");
+    }
+
+    #[test]
+    fn lines_keep_their_order_across_batches_and_syncs() {
+        let (queue, p, writer) = queue_to_file();
+        for i in 0..5000 {
+            queue.push(format!("line {i}\n").as_bytes(), false);
+            if i % 1000 == 999 {
+                queue.write_pending();
+            }
+        }
+        queue.stop();
+        writer.join().unwrap();
+        let want: String = (0..5000).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(read(&p), want);
+    }
+
+    #[test]
+    fn sync_writes_lines_held_back_by_the_rest() {
+        let (queue, p, _writer) = queue_to_file();
+        queue.push(b"wakes the writer\n", false);
+        wait_for_lines(&p, 1);
+        // The writer now rests: this line waits in memory, unless synced.
+        queue.push(b"held\n", false);
+        assert_eq!(read(&p), "wakes the writer\n");
+        queue.write_pending();
+        assert_eq!(read(&p), "wakes the writer\nheld\n");
+    }
+
+    #[test]
+    fn a_warning_ends_the_rest() {
+        let (queue, p, _writer) = queue_to_file();
+        queue.push(b"wakes the writer\n", false);
+        wait_for_lines(&p, 1);
+        queue.push(b"warning\n", true);
+        assert_eq!(wait_for_lines(&p, 2), "wakes the writer\nwarning\n");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_growing() {
+        let queue = Queue::new(false, LONG_REST);
+        let p = tempfile_path::TempPath::new();
+        assert!(queue.file.set(open_file(&p.0).unwrap()).is_ok());
+        let line = vec![b'x'; 1023];
+        let fits = MAX_PENDING / 1024;
+        for _ in 0..fits + 7 {
+            queue.push(&[line.as_slice(), b"\n"].concat(), false);
+        }
+        assert!(queue.lock().lines.len() <= MAX_PENDING);
+        queue.write_pending();
+        let text = read(&p);
+        assert_eq!(text.lines().filter(|l| l.starts_with('x')).count(), fits);
+        assert!(
+            text.ends_with("suaicloudapp: 7 log lines dropped (the log writer fell behind)\n"),
+            "{}",
+            &text[text.len() - 200..]
+        );
+    }
+
+    #[test]
+    fn stop_ends_the_rest_and_writes_what_is_pending() {
+        let (queue, p, writer) = queue_to_file();
+        queue.push(b"a\n", false);
+        wait_for_lines(&p, 1);
+        queue.push(b"b\n", false);
+        let started = std::time::Instant::now();
+        queue.stop();
+        writer.join().unwrap();
+        assert!(
+            started.elapsed() < LONG_REST / 10,
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(read(&p), "a\nb\n");
+    }
+
+    #[test]
+    fn a_missing_log_directory_is_created() {
+        let dir = std::env::temp_dir().join(format!("suai-logdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("nested").join("app.log");
+        let queue = Queue::new(false, LONG_REST);
+        assert!(queue.file.set(open_file(&path).unwrap()).is_ok());
+        queue.push(b"here\n", false);
+        queue.write_pending();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "here\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn clock_writes_the_stock_rfc3339_format() {
+        for _ in 0..3 {
+            let mut ours = String::new();
+            let mut stock = String::new();
+            Clock.format_time(&mut Writer::new(&mut ours)).unwrap();
+            fmt::time::SystemTime
+                .format_time(&mut Writer::new(&mut stock))
+                .unwrap();
+            // Same shape: 2026-12-02T05:52:10.123456Z
+            assert_eq!(ours.len(), 27, "{ours}");
+            assert_eq!(ours.len(), stock.len(), "{ours} vs {stock}");
+            assert!(ours.ends_with('Z') && ours.as_bytes()[19] == b'.', "{ours}");
+            // Same instant to within a second (the two clocks read the time apart): the
+            // whole-second parts agree unless a second boundary fell between the two reads.
+            let parse = |t: &str| humantime::parse_rfc3339(t).unwrap();
+            let apart = parse(&stock)
+                .duration_since(parse(&ours))
+                .unwrap_or_default();
+            assert!(apart < Duration::from_secs(1), "{ours} vs {stock}");
         }
     }
 

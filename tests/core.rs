@@ -330,3 +330,40 @@ fn seed_launch_line_reads_config_toml_in_the_working_directory() {
     let a = App::start("seedlaunch", "[server]\nhost = \"127.0.0.1\"\nport = 0\n");
     assert_eq!(a.get("/health").body, "healthy");
 }
+
+/// On one CPU the binary runs the single-threaded scheduler (see `runtime` in src/lib.rs):
+/// pages, a probe's timeout and the log still work there. And `/logs` lists every request
+/// answered before it, without waiting: lines still queued for the log writer are written
+/// first.
+#[test]
+fn one_cpu_serves_and_logs_show_every_answered_request() {
+    let hung = HungServer::start();
+    let config = format!(
+        "{}[redis]\nhost = \"127.0.0.1\"\nport = {}\n[probes]\ntimeout_ms = 300\n",
+        server_section(),
+        hung.port
+    );
+    let a = Starting::spawn_wrapped(&["taskset", "-c", "0"], "one-cpu", Some(&config), &[], &[])
+        .wait_listening(Duration::from_secs(20));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", a.child.id())).unwrap();
+    assert!(
+        status.contains("Cpus_allowed_list:\t0\n"),
+        "not pinned: {status}"
+    );
+    let r = a.get("/redis");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("within 300 ms"), "{}", r.body);
+    // Twenty answers in far less than the writer's rest: most of their lines are still queued.
+    for i in 0..20 {
+        assert_eq!(a.get(&format!("/health?one-cpu={i}")).status, 200);
+    }
+    let r = a.get("/logs?lines=50");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body.matches("path=/health status=200").count(),
+        20,
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("path=/redis status=503"), "{}", r.body);
+}

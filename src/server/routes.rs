@@ -175,7 +175,13 @@ async fn logs<B>(app: &App, req: &Request<B>) -> Response<Body> {
         Err(msg) => return render::text(StatusCode::BAD_REQUEST, msg),
     };
     let path: PathBuf = cfg.file.clone();
-    match tokio::task::spawn_blocking(move || crate::logs::tail(&path, lines)).await {
+    // Lines still queued (up to the writer's rest) go to the file first: the page shows every
+    // request logged before this one.
+    let read = move || {
+        crate::logs::sync();
+        crate::logs::tail(&path, lines)
+    };
+    match tokio::task::spawn_blocking(read).await {
         Ok(Ok(text)) => render::text(StatusCode::OK, text),
         Ok(Err(e)) => render::text(
             StatusCode::INTERNAL_SERVER_ERROR,

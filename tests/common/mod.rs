@@ -168,11 +168,30 @@ impl Starting {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Starting {
+        Self::spawn_wrapped(&[], name, config, args, envs)
+    }
+
+    /// As [`Starting::spawn`], run through `wrapper` (for example `taskset -c 0`), which must
+    /// exec the binary with the arguments that follow.
+    pub fn spawn_wrapped(
+        wrapper: &[&str],
+        name: &str,
+        config: Option<&str>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Starting {
         let dir = scratch_dir(name);
         if let Some(config) = config {
             std::fs::write(dir.join("config.toml"), config).unwrap();
         }
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.current_dir(&dir)
             .args(args)
             .env_clear()
