@@ -31,10 +31,7 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Runs the parsed command and maps the result to the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     no_huge_pages();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -48,6 +45,20 @@ pub fn run(cli: Cli) -> ExitCode {
         logs.flush();
         code
     })
+}
+
+/// The async runtime sized to the CPUs this process may use. On one (a 1-vCPU instance, a
+/// pinned or cgroup-limited service) the single-threaded scheduler: a second worker would only
+/// add cross-thread hand-offs and work-stealing checks to every request. Blocking work
+/// (`spawn_blocking`) has its own threads either way.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
 }
 
 /// Opts this process out of transparent huge pages. Where the kernel's THP mode is `always`
