@@ -102,9 +102,12 @@ pub async fn serve(
             continue;
         };
         let state = state.clone();
+        // Formatted once per connection, not per request's access line.
+        let peer: Arc<str> = peer.to_string().into();
         let service = service_fn(move |req| {
             let app = state.load_full();
-            async move { Ok::<_, Infallible>(handle(&app, req, peer).await) }
+            let peer = peer.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req, &peer).await) }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -122,7 +125,7 @@ pub async fn serve(
 }
 
 /// Runs the router and writes the access line.
-async fn handle<B>(app: &App, req: Request<B>, peer: SocketAddr) -> hyper::Response<render::Body> {
+async fn handle<B>(app: &App, req: Request<B>, peer: &str) -> hyper::Response<render::Body> {
     let started = Instant::now();
     let mut resp = routes::route(app, &req).await;
     app.shared.metrics.observe_request(
@@ -140,15 +143,13 @@ async fn handle<B>(app: &App, req: Request<B>, peer: SocketAddr) -> hyper::Respo
             }
         }
     }
-    info!(
-        target: "suaicloudapp::access",
-        method = %req.method(),
-        path = %req.uri().path(),
-        status = resp.status().as_u16(),
-        latency_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
-        peer = %peer,
-        "request"
-    );
+    crate::logs::access(&crate::logs::Access {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        status: resp.status().as_u16(),
+        latency: started.elapsed(),
+        peer,
+    });
     resp
 }
 
