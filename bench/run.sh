@@ -36,8 +36,8 @@
 #   BENCH_LOAD_CPU=N        CPU wrk and the boot poller are pinned to (default 1)
 #   BENCH_OUT=PATH          report path (default bench/RESULTS.md)
 #   BENCH_DIAG=0|1          also measure /health of a second instance with [logs] level = "warn"
-#                           (no access line per request): shows what the access log costs
-#                           (default 1; not used for any target)
+#                           (no access line per request), and nginx with a buffered access log:
+#                           shows what the access log costs each (default 1; no target uses them)
 #   BENCH_QUIET_BUSY=PCT    before each run, wait until the whole machine is at most this busy
 #                           over 1 s (default 10) ...
 #   BENCH_QUIET_MAX=SECS    ... but no longer than this (default 120), then measure anyway
@@ -277,6 +277,12 @@ http {
     server {
         listen $HOST:$NGINX_PORT;
         location = /health { return 200 "healthy"; }
+        # Diagnostic only: the same answer with an access line per request, buffered and
+        # flushed at most 100 ms late like suaicloudapp's log writer.
+        location = /health-logged {
+            access_log $dir/logs/access.log combined buffer=64k flush=100ms;
+            return 200 "healthy";
+        }
     }
 }
 EOF
@@ -556,6 +562,7 @@ main() {
         run_wrk "$r" "app /health" "http://$HOST:$APP_PORT/health" "$APP_PID"
         if ((DIAG)); then
             run_wrk "$r" "app /health, no access log" "http://$HOST:$DIAG_PORT/health" "$DIAG_PID"
+            run_wrk "$r" "nginx /health, access log" "http://$HOST:$NGINX_PORT/health-logged" "$NGINX_PID"
         fi
         run_wrk "$r" "app /redis" "http://$HOST:$APP_PORT/redis" "$APP_PID"
         run_wrk "$r" "app /database" "http://$HOST:$APP_PORT/database" "$APP_PID"
@@ -603,7 +610,7 @@ DIAG_PID=""
 
     # --- summary numbers
     local targets=("nginx /health" "app /health" "app /redis" "app /database") t
-    ((DIAG)) && targets+=("app /health, no access log")
+    ((DIAG)) && targets+=("app /health, no access log" "nginx /health, access log")
     declare -A M_RPS M_P50 M_P99 M_CPU
     for t in "${targets[@]}"; do
         # shellcheck disable=SC2086 # word splitting of the per-round lists is intended
@@ -638,10 +645,14 @@ DIAG_PID=""
     done
     local diag_row="" order_text="nginx /health, app /health, app /redis, app /database"
     ((DIAG)) && order_text="nginx /health, app /health, app /health without access log (diagnostic: a
-  second instance, same config plus \`[logs] level = \"warn\"\`), app /redis, app /database"
+  second instance, same config plus \`[logs] level = \"warn\"\`), nginx with an access log
+  (diagnostic: \`/health-logged\`, the same answer with \`access_log ... buffer=64k flush=100ms\`),
+  app /redis, app /database"
     if ((DIAG)); then
         t="app /health, no access log"
         diag_row="| *diagnostic:* app /health with \`[logs] level = \"warn\"\` (no access line) | ${M_RPS[$t]} | ${M_P50[$t]} | ${M_P99[$t]} | $(div "${M_RPS[$t]}" "${M_RPS[nginx /health]}") | $(div "${M_RPS[$t]}" "${M_RPS[app /health]}") | ${M_CPU[$t]} |"
+        t="nginx /health, access log"
+        diag_row+=$'\n'"| *diagnostic:* nginx /health with a buffered \`access_log\` (the app's logging, in nginx) | ${M_RPS[$t]} | ${M_P50[$t]} | ${M_P99[$t]} | $(div "${M_RPS[$t]}" "${M_RPS[nginx /health]}") | $(div "${M_RPS[$t]}" "${M_RPS[app /health]}") | ${M_CPU[$t]} |"
     fi
     local idle_bytes nginx_size
     idle_bytes=$((app_idle_rss * 1024))
