@@ -20,6 +20,8 @@
 #   5. boot time, exec to the first 200 on /health, median of 20 (plus one discarded warm-up),
 #      with a file config and with `--config s3://...` on the moto emulator (bench/boot_time.py);
 #   6. idle RSS (1 s after the first 200) and loaded RSS (VmHWM after every round), size;
+#   6b. instructions per request under callgrind (nginx /health, app /health, and without the
+#      access line): a ratio no other load on the machine can move;
 #   7. writes bench/RESULTS.md: machine, date, commit, commands, raw numbers, medians, ratios,
 #      each target met or missed.
 #
@@ -38,6 +40,7 @@
 #   BENCH_DIAG=0|1          also measure /health of a second instance with [logs] level = "warn"
 #                           (no access line per request), and nginx with a buffered access log:
 #                           shows what the access log costs each (default 1; no target uses them)
+#   BENCH_CALLGRIND_SECONDS=N  seconds of load per target under callgrind (default 5; 0: skip)
 #   BENCH_QUIET_BUSY=PCT    before each run, wait until the whole machine is at most this busy
 #                           over 1 s (default 10) ...
 #   BENCH_QUIET_MAX=SECS    ... but no longer than this (default 120), then measure anyway
@@ -62,6 +65,7 @@ SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 WAIT_BIN=${BENCH_WAIT_BIN:-0}
 DIAG=${BENCH_DIAG:-1}
+CG_SECONDS=${BENCH_CALLGRIND_SECONDS:-5}
 QUIET_BUSY=${BENCH_QUIET_BUSY:-10}
 QUIET_MAX=${BENCH_QUIET_MAX:-120}
 DISTURBED=${BENCH_DISTURBED:-15}
@@ -122,6 +126,7 @@ ensure_tools() {
     have curl || pkgs+=(curl ca-certificates)
     have taskset || pkgs+=(util-linux)
     have file || pkgs+=(file)
+    have valgrind || pkgs+=(valgrind)
     ((${#pkgs[@]} > 0)) || return 0
     have apt-get || die "missing ${pkgs[*]} and no apt-get to install them"
     log "apt-get install ${pkgs[*]}"
@@ -193,6 +198,7 @@ cleanup() {
     stop_pid "$APP_PID"
     stop_pid "$DIAG_PID"
     stop_pid "$NGINX_PID"
+    stop_pid "$CG_PID"
     if [[ -n $S3_KEY && -n $MOTO_PY ]]; then s3_object delete "$S3_KEY" || true; fi
     if [[ -n $TMP && -d $TMP ]]; then rm -rf "$TMP"; fi
     exit "$rc"
@@ -356,6 +362,42 @@ start_app() {
     START_PID=$!
     wait_200 "http://$HOST:$START_PORT/health" 10 ||
         die "suaicloudapp did not answer 200 on /health in 10 s: $(tail -n 5 "$dir/stderr.log")"
+}
+
+# ----------------------------------------------------------------------------
+# instructions per request (callgrind): the same work counted in instructions, which another
+# process on the machine cannot change (valgrind runs the program on a simulated CPU).
+
+CG_PID=""
+CG_RUNS=0
+declare -A CG_REQS=() CG_IR=()
+
+# cg_count TARGET URL -- COMMAND...: starts COMMAND under callgrind (following its re-exec),
+# waits for URL to answer 200, loads it 1 s unmeasured, zeroes the counters, loads it
+# CG_SECONDS with wrk (8 connections: valgrind serialises threads and is ~50x slower), dumps,
+# and records requests and instructions (all threads, kernel time not counted).
+cg_count() {
+    local target=$1 url=$2 dir="$TMP/callgrind-$CG_RUNS"
+    CG_RUNS=$((CG_RUNS + 1))
+    shift 3
+    mkdir -p "$dir"
+    taskset -c "$SERVER_CPU" valgrind --tool=callgrind --trace-children=yes \
+        --callgrind-out-file="$dir/cg.%p" "$@" >"$dir/valgrind.log" 2>&1 &
+    CG_PID=$!
+    wait_200 "$url" 120 || die "$target under callgrind did not answer 200 in 120 s: $(tail -n 5 "$dir/valgrind.log")"
+    taskset -c "$LOAD_CPU" wrk -t1 -c8 -d1s "$url" >/dev/null
+    callgrind_control -z "$CG_PID" >/dev/null 2>&1
+    local out
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c8 -d"${CG_SECONDS}s" "$url")
+    callgrind_control -d "$CG_PID" >/dev/null 2>&1
+    stop_pid "$CG_PID"
+    CG_PID=""
+    CG_REQS[$target]=$(awk '/requests in/ { print $1 }' <<<"$out")
+    # The dump after zeroing is <file>.1; its "totals:" line is the instructions since then.
+    CG_IR[$target]=$(cat "$dir"/cg.*.1 | awk '$1 == "totals:" { n += $2 } END { print n + 0 }')
+    [[ ${CG_REQS[$target]:-0} -gt 0 && ${CG_IR[$target]} -gt 0 ]] ||
+        die "$target under callgrind: no count ($(tail -n 3 "$dir/valgrind.log"))"
+    log "callgrind $target: ${CG_REQS[$target]} requests, $((CG_IR[$target] / CG_REQS[$target])) instructions each"
 }
 
 # s3_object put KEY FILE | s3_object delete KEY: boto3 from the moto venv.
@@ -608,6 +650,38 @@ DIAG_PID=""
     s3_object delete "$S3_KEY" || true
     S3_KEY=""
 
+    # --- instructions per request
+    local cg_targets=() cg_rows=""
+    if ((CG_SECONDS > 0)); then
+        local cg_ng="$TMP/nginx-cg" cg_app="$TMP/app-cg" cg_port
+        mkdir -p "$cg_ng/logs" "$cg_app"
+        # The bench's nginx config in one process (callgrind follows one), on its own port.
+        cg_port=$(free_port)
+        sed -e "s|listen $HOST:$NGINX_PORT;|listen $HOST:$cg_port;|" -e "s|^pid .*|pid $cg_ng/nginx.pid;|" \
+            -e 's|^worker_processes 1;|master_process off;\nworker_processes 1;|' \
+            "$TMP/nginx/nginx.conf" >"$cg_ng/nginx.conf"
+        cg_count "nginx /health" "http://$HOST:$cg_port/health" -- \
+            nginx -p "$cg_ng" -e "$cg_ng/logs/error.log" -c "$cg_ng/nginx.conf"
+        cg_targets+=("nginx /health")
+        cg_port=$(free_port)
+        write_app_config "$cg_app/info.toml" "$cg_port" "$cg_app/info.log"
+        cg_count "app /health" "http://$HOST:$cg_port/health" -- \
+            "${APP_ENV[@]}" "$BIN_COPY" --config "$cg_app/info.toml" serve
+        cg_targets+=("app /health")
+        if ((DIAG)); then
+            cg_port=$(free_port)
+            write_app_config "$cg_app/warn.toml" "$cg_port" "$cg_app/warn.log" warn
+            cg_count "app /health, no access log" "http://$HOST:$cg_port/health" -- \
+                "${APP_ENV[@]}" "$BIN_COPY" --config "$cg_app/warn.toml" serve
+            cg_targets+=("app /health, no access log")
+        fi
+        local cg_ng_per=$((CG_IR[nginx /health] / CG_REQS[nginx /health])) per
+        for t in "${cg_targets[@]}"; do
+            per=$((CG_IR[$t] / CG_REQS[$t]))
+            cg_rows+="| $t | ${CG_REQS[$t]} | ${CG_IR[$t]} | $per | $(div "$cg_ng_per" "$per") |"$'\n'
+        done
+    fi
+
     # --- summary numbers
     local targets=("nginx /health" "app /health" "app /redis" "app /database") t
     ((DIAG)) && targets+=("app /health, no access log" "nginx /health, access log")
@@ -783,6 +857,26 @@ decimal value (10^6 bytes) is in brackets.
 | release binary size | <= $T_SIZE_MB MB | $(mib "$size") MiB ($(mb "$size") MB) | $(verdict "$(mib "$size")" le "$T_SIZE_MB") |
 
 Boot with the \`s3://\` config (no target; GetObject from moto included): median $boot_s3_med ms.
+EOF
+        if ((CG_SECONDS > 0)); then
+            cat <<EOF
+
+## Instructions per request (callgrind)
+
+Each server alone under \`valgrind --tool=callgrind\` (pinned to CPU $SERVER_CPU; the app with
+\`--trace-children=yes\` to follow its start-up re-exec), loaded by \`wrk -t1 -c8 -d${CG_SECONDS}s\` after
+1 s unmeasured; instructions of all the server's threads between the two, divided by the
+requests wrk counted. User-space work only (the kernel's share of each request, the same
+syscalls for both, is not counted), and not slowed or sped up by anything else on the
+machine: the steadiest ratio here. "vs nginx" is nginx's instructions per request over the
+target's, as req/s ratios read (higher is better, 1.00 = as cheap as nginx).
+
+| Target | requests | instructions | per request | vs nginx |
+|---|---:|---:|---:|---:|
+${cg_rows%$'\n'}
+EOF
+        fi
+        cat <<EOF
 
 ## nginx config used
 
