@@ -121,42 +121,55 @@ pub fn access(a: &Access<'_>) {
 }
 
 fn format_access(line: &mut String, a: &Access<'_>) -> std::fmt::Result {
-    use std::fmt::Write as _;
     Clock.format_time(&mut Writer::new(line))?;
-    writeln!(
-        line,
-        "  INFO {ACCESS_TARGET}: request method={} path={} status={} latency_ms={} peer={}",
-        Plain(a.method),
-        Plain(a.path),
-        a.status,
-        Millis3(a.latency),
-        Plain(a.peer)
-    )
+    // Pieces pushed one by one: `write!` with five arguments cost a third of the line.
+    line.push_str("  INFO ");
+    line.push_str(ACCESS_TARGET);
+    line.push_str(": request method=");
+    push_plain(line, a.method);
+    line.push_str(" path=");
+    push_plain(line, a.path);
+    line.push_str(" status=");
+    line.push_str(itoa::Buffer::new().format(a.status));
+    line.push_str(" latency_ms=");
+    push_millis3(line, a.latency);
+    line.push_str(" peer=");
+    push_plain(line, a.peer);
+    line.push('\n');
+    Ok(())
 }
 
 /// Milliseconds with three decimals (`0.014`), from integers: float formatting is the
-/// costliest part of a line.
+/// costliest way to write a number.
+fn push_millis3(line: &mut String, latency: Duration) {
+    let micros = latency.as_micros();
+    line.push_str(itoa::Buffer::new().format(micros / 1000));
+    let frac = (micros % 1000) as u16;
+    line.push('.');
+    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+        line.push(char::from(b'0' + digit as u8));
+    }
+}
+
+/// [`push_millis3`] for the fmt layer (unit tests, the fallback).
 struct Millis3(Duration);
 
 impl std::fmt::Display for Millis3 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let micros = self.0.as_micros();
-        write!(f, "{}.{:03}", micros / 1000, micros % 1000)
+        let mut text = String::new();
+        push_millis3(&mut text, self.0);
+        f.write_str(&text)
     }
 }
 
 /// A field value as the fmt layer shows it: as is, with control characters escaped so a line
 /// stays one line (the HTTP parser already refuses them in methods and paths; this is the
 /// second guard).
-struct Plain<'a>(&'a str);
-
-impl std::fmt::Display for Plain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.bytes().any(|b| b.is_ascii_control()) {
-            write!(f, "{}", self.0.escape_debug())
-        } else {
-            f.write_str(self.0)
-        }
+fn push_plain(line: &mut String, value: &str) {
+    if value.bytes().any(|b| b.is_ascii_control()) {
+        line.extend(value.escape_debug());
+    } else {
+        line.push_str(value);
     }
 }
 
