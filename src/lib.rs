@@ -38,13 +38,17 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         // Logging starts before the config: an S3 fetch may retry, and each cause is logged.
         let logs = Arc::new(logs::init());
         let code = run_command(cli, &logs).await;
         logs.flush();
         code
-    })
+    });
+    // Dropping the runtime would wait for every blocking task without limit; one stuck in a
+    // hung DNS lookup or a log write nobody drains must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 /// The async runtime sized to the CPUs this process may use. On one (a 1-vCPU instance, a

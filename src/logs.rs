@@ -10,7 +10,9 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use std::time::SystemTime;
@@ -43,8 +45,20 @@ pub enum LogError {
 pub struct LogHandle {
     queue: Arc<Queue>,
     filter: reload::Handle<EnvFilter, Registry>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writer: Mutex<Option<WriterThread>>,
 }
+
+/// The writer thread and how to learn that it has ended.
+struct WriterThread {
+    thread: JoinHandle<()>,
+    /// Disconnects when the thread ends.
+    exited: mpsc::Receiver<()>,
+}
+
+/// How long stopping waits for the writer to finish its last batch. A sink that does not drain
+/// (a hung journald, a pipe nobody reads) must not keep the process from exiting; the same
+/// bound tracing-appender's guard used.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
 
 /// The queue behind the global subscriber, for [`sync`].
 static GLOBAL: OnceLock<Arc<Queue>> = OnceLock::new();
@@ -198,11 +212,17 @@ fn open_file(path: &Path) -> Result<RollingFileAppender, LogError> {
 }
 
 /// Writes every line logged so far to the sinks before returning, so a reader of the log
-/// file (`/logs`) sees them. Blocking: call it off the async workers.
+/// file (`/logs`) sees them. Blocking, for as long as a write under way takes: call it off the
+/// async workers, with a time limit. While one call waits, others return at once, so a sink
+/// that stopped draining holds one blocking thread, not one per request.
 pub fn sync() {
-    if let Some(queue) = GLOBAL.get() {
-        queue.write_pending();
+    static WAITING: AtomicBool = AtomicBool::new(false);
+    let Some(queue) = GLOBAL.get() else { return };
+    if WAITING.swap(true, Ordering::AcqRel) {
+        return;
     }
+    queue.write_pending();
+    WAITING.store(false, Ordering::Release);
 }
 
 impl LogHandle {
@@ -239,10 +259,13 @@ impl LogHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(thread) = writer {
-            let _ = thread.join();
+        if let Some(w) = writer {
+            if let Err(RecvTimeoutError::Timeout) = w.exited.recv_timeout(EXIT_WAIT) {
+                return; // stuck in a write: leave it behind
+            }
+            let _ = w.thread.join();
         }
-        self.queue.write_pending();
+        self.queue.try_write_pending();
     }
 }
 
@@ -319,11 +342,12 @@ impl Queue {
     fn push(&self, line: &[u8], urgent: bool) {
         let mut p = self.lock();
         if p.lines.len() + line.len() > MAX_PENDING {
+            // Counted; an idle writer is woken below so the count is reported.
             p.dropped += 1;
-            return;
+        } else {
+            p.lines.extend_from_slice(line);
+            p.urgent |= urgent;
         }
-        p.lines.extend_from_slice(line);
-        p.urgent |= urgent;
         let wake = match p.writer {
             WriterState::Idle => true,
             WriterState::Resting => urgent,
@@ -336,9 +360,24 @@ impl Queue {
         }
     }
 
-    /// Writes every pending line to the sinks and flushes them.
+    /// Writes every pending line to the sinks, after any write already under way.
     fn write_pending(&self) {
-        let _order = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let order = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.write_batch(order);
+    }
+
+    /// As [`Queue::write_pending`], unless a write is under way (a sink that does not drain
+    /// holds it forever): then nothing. For the last write at exit, which must not hang.
+    fn try_write_pending(&self) {
+        match self.writing.try_lock() {
+            Ok(order) => self.write_batch(order),
+            Err(TryLockError::Poisoned(p)) => self.write_batch(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
+
+    /// Takes the pending lines and writes them, holding `_order` (the `writing` lock).
+    fn write_batch(&self, _order: MutexGuard<'_, ()>) {
         let (mut batch, dropped) = {
             let mut p = self.lock();
             p.urgent = false;
@@ -352,12 +391,13 @@ impl Queue {
         if batch.is_empty() {
             return;
         }
-        // A full disk must not silence journald, nor the reverse: each sink on its own.
-        if self.stderr {
-            let _ = io::stderr().lock().write_all(&batch);
-        }
+        // A full disk must not silence journald, nor the reverse: each sink on its own. The
+        // file first: `/logs` reads it, and a stderr pipe nobody drains blocks the write.
         if let Some(file) = self.file.get() {
             let _ = file.make_writer().write_all(&batch);
+        }
+        if self.stderr {
+            let _ = io::stderr().lock().write_all(&batch);
         }
     }
 
@@ -368,11 +408,17 @@ impl Queue {
 
     /// The writer thread, or `None` when the system refuses one: then lines are written by
     /// [`sync`] and at exit only.
-    fn spawn_writer(self: Arc<Self>) -> Option<JoinHandle<()>> {
-        std::thread::Builder::new()
+    fn spawn_writer(self: Arc<Self>) -> Option<WriterThread> {
+        let (done, exited) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || self.writer_loop())
-            .ok()
+            .spawn(move || {
+                // Dropped when the loop ends, however it ends: `flush` waits for that.
+                let _done = done;
+                self.writer_loop();
+            })
+            .ok()?;
+        Some(WriterThread { thread, exited })
     }
 
     fn writer_loop(&self) {
@@ -554,7 +600,7 @@ mod tests {
     const LONG_REST: Duration = Duration::from_secs(600);
 
     /// A queue writing to a fresh file only (no stderr), with its writer thread running.
-    fn queue_to_file() -> (Arc<Queue>, tempfile_path::TempPath, JoinHandle<()>) {
+    fn queue_to_file() -> (Arc<Queue>, tempfile_path::TempPath, WriterThread) {
         let p = tempfile_path::TempPath::new();
         let queue = Arc::new(Queue::new(false, LONG_REST));
         assert!(queue.file.set(open_file(&p.0).unwrap()).is_ok());
@@ -595,7 +641,7 @@ mod tests {
             }
         }
         queue.stop();
-        writer.join().unwrap();
+        writer.thread.join().unwrap();
         let want: String = (0..5000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(read(&p), want);
     }
@@ -650,7 +696,7 @@ mod tests {
         queue.push(b"b\n", false);
         let started = std::time::Instant::now();
         queue.stop();
-        writer.join().unwrap();
+        writer.thread.join().unwrap();
         assert!(
             started.elapsed() < LONG_REST / 10,
             "{:?}",

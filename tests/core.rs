@@ -367,3 +367,60 @@ fn one_cpu_serves_and_logs_show_every_answered_request() {
     );
     assert!(r.body.contains("path=/redis status=503"), "{}", r.body);
 }
+
+/// A stderr nobody reads (a hung journald, a parent that stopped reading) must hang nothing:
+/// pages keep answering, `/logs` answers from the file as it is (the one writer thread is
+/// stuck, so the file stops growing too, as before), and SIGTERM still ends the process.
+#[test]
+fn a_stderr_nobody_reads_hangs_nothing() {
+    let port = closed_port();
+    let dir = scratch_dir("stderr-stall");
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("[server]\nhost = \"127.0.0.1\"\nport = {port}\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(&dir)
+        .env_clear()
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held open and never read: once the pipe's 64 KiB are full, every write to it blocks.
+    let _stderr = child.stderr.take().unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    assert!(
+        eventually(Duration::from_secs(20), || std::net::TcpStream::connect(
+            addr
+        )
+        .is_ok()),
+        "never listened"
+    );
+    let get = |path: &str| {
+        send_raw(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    // About 130 bytes per access line: 1,500 lines are three pipes' worth.
+    for _ in 0..1500 {
+        assert_eq!(get("/health").status, 200);
+    }
+    let r = get("/logs?lines=5");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
+    assert_eq!(r.body.lines().count(), 5, "{}", r.body);
+    signal(child.id(), "TERM");
+    let stopped = eventually(Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !stopped {
+        let _ = child.kill();
+    }
+    assert!(
+        stopped,
+        "SIGTERM did not end the process while stderr was full"
+    );
+}

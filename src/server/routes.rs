@@ -147,6 +147,9 @@ pub fn page_label<'a>(app: &'a App, path: &str) -> &'a str {
     }
 }
 
+/// How long `/logs` waits for queued lines to reach the file before reading it anyway.
+const LOG_SYNC_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `/logs`: the tail of the log file, behind an optional bearer token.
 async fn logs<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let cfg = &app.logs;
@@ -175,13 +178,18 @@ async fn logs<B>(app: &App, req: &Request<B>) -> Response<Body> {
         Err(msg) => return render::text(StatusCode::BAD_REQUEST, msg),
     };
     let path: PathBuf = cfg.file.clone();
-    // Lines still queued (up to the writer's rest) go to the file first: the page shows every
-    // request logged before this one.
-    let read = move || {
-        crate::logs::sync();
-        crate::logs::tail(&path, lines)
-    };
-    match tokio::task::spawn_blocking(read).await {
+    // Lines still queued (up to the writer's rest) go to the file first, so the page shows
+    // every request logged before this one; bounded, as a stalled stderr can hold the writer.
+    let synced = tokio::time::timeout(
+        LOG_SYNC_LIMIT,
+        tokio::task::spawn_blocking(crate::logs::sync),
+    );
+    if synced.await.is_err() {
+        tracing::warn!(
+            "the log writer is stuck (stderr not draining?); /logs shows the file as it is"
+        );
+    }
+    match tokio::task::spawn_blocking(move || crate::logs::tail(&path, lines)).await {
         Ok(Ok(text)) => render::text(StatusCode::OK, text),
         Ok(Err(e)) => render::text(
             StatusCode::INTERNAL_SERVER_ERROR,
