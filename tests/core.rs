@@ -343,12 +343,24 @@ fn one_cpu_serves_and_logs_show_every_answered_request() {
         server_section(),
         hung.port
     );
-    let a = Starting::spawn_wrapped(&["taskset", "-c", "0"], "one-cpu", Some(&config), &[], &[])
+    // The first CPU this test may use (a container or CI runner may not have CPU 0).
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = own
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim();
+    let cpu = allowed
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .to_string();
+    let a = Starting::spawn_wrapped(&["taskset", "-c", &cpu], "one-cpu", Some(&config), &[], &[])
         .wait_listening(Duration::from_secs(20));
     let status = std::fs::read_to_string(format!("/proc/{}/status", a.child.id())).unwrap();
     assert!(
-        status.contains("Cpus_allowed_list:\t0\n"),
-        "not pinned: {status}"
+        status.contains(&format!("Cpus_allowed_list:\t{cpu}\n")),
+        "not pinned to CPU {cpu}: {status}"
     );
     let r = a.get("/redis");
     assert_eq!(r.status, 503, "{}", r.body);
