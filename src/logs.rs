@@ -1,9 +1,9 @@
 //! Logging set-up (file + stderr) and the bounded tail reader behind `/logs`.
 //!
 //! Both sinks are written by one thread, in batches: a slow disk or journald never stalls a
-//! request, and a busy server pays one write per batch rather than one wake-up per line. The tail reader
-//! reads backwards from the end in fixed chunks and stops at a byte cap, so a multi-gigabyte
-//! log costs at most that cap in memory.
+//! request, and a busy server pays one write per batch rather than one wake-up per line. The
+//! tail reader reads backwards from the end in fixed chunks and stops at a byte cap, so a
+//! multi-gigabyte log costs at most that cap in memory.
 
 use crate::config::LogsConfig;
 use std::cell::RefCell;
@@ -123,7 +123,15 @@ pub fn access(a: &Access<'_>) {
     }
     let Some(queue) = GLOBAL.get() else {
         // Another subscriber owns this process (unit tests): go through it.
-        tracing::info!(target: ACCESS_TARGET, method = %a.method, path = %a.path, status = a.status, latency_ms = %Millis3(a.latency), peer = %a.peer, "request");
+        tracing::info!(
+            target: ACCESS_TARGET,
+            method = %a.method,
+            path = %a.path,
+            status = a.status,
+            latency_ms = %Millis3(a.latency),
+            peer = %a.peer,
+            "request"
+        );
         return;
     };
     ACCESS_LINE.with_borrow_mut(|line| {
@@ -772,7 +780,15 @@ mod tests {
                     .with_writer(buf.clone()),
             );
             tracing::subscriber::with_default(subscriber, || {
-                tracing::info!(target: ACCESS_TARGET, method = %method, path = %path, status, latency_ms = %Millis3(latency), peer = %peer, "request");
+                tracing::info!(
+                    target: ACCESS_TARGET,
+                    method = %method,
+                    path = %path,
+                    status,
+                    latency_ms = %Millis3(latency),
+                    peer = %peer,
+                    "request"
+                );
             });
             let stock = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
             let mut ours = String::new();
