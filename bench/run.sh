@@ -130,11 +130,11 @@ ensure_tools() {
     ((${#pkgs[@]} > 0)) || return 0
     have apt-get || die "missing ${pkgs[*]} and no apt-get to install them"
     log "apt-get install ${pkgs[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
     # Only the binaries are used: a private nginx is started below. Debian may start the
     # system nginx on port 80 after install unless policy-rc.d forbids it; that one is not ours.
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${pkgs[@]}" >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --no-install-recommends "${pkgs[@]}" >/dev/null
 }
 
 PY=/usr/bin/python3

@@ -88,11 +88,14 @@ apt_install() {
     command -v apt-get >/dev/null 2>&1 || die "missing packages ($*) and no apt-get to install them"
     if ((APT_UPDATED == 0)); then
         log "apt-get update"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
         APT_UPDATED=1
     fi
     log "apt-get install $*"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    # Another apt run (build-static.sh, bench/run.sh, a colleague) may hold the dpkg lock: wait
+    # for it, bounded, instead of failing the whole environment.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --no-install-recommends "$@" >/dev/null
 }
 
 have() { command -v "$1" >/dev/null 2>&1; }
