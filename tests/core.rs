@@ -175,6 +175,89 @@ fn slow_request_head_is_dropped_after_header_timeout() {
     assert_eq!(a.get("/health").status, 200);
 }
 
+/// Reads one response (head plus `content-length` body) from a keep-alive connection.
+fn read_response(r: &mut impl std::io::BufRead) -> Option<(u16, String)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })?
+        .parse()
+        .ok()?;
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[test]
+fn the_head_deadline_runs_from_each_answer_and_spares_a_slow_probe() {
+    use std::io::{BufReader, Read, Write};
+    let hung = HungServer::start();
+    let a = app(
+        "head-deadline",
+        &format!(
+            "header_timeout_ms = 300\n[redis]\nhost = \"127.0.0.1\"\nport = {}\n[probes]\ntimeout_ms = 1000\n",
+            hung.port
+        ),
+    );
+    let s = std::net::TcpStream::connect(a.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    // A client that asks every 100 ms keeps its connection well past 300 ms.
+    let started = std::time::Instant::now();
+    for i in 0..8 {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            read_response(&mut r),
+            Some((200, "healthy".to_string())),
+            "request {i}, {:?} after connecting",
+            started.elapsed()
+        );
+    }
+    // A probe that takes longer than the head deadline still gets its answer.
+    w.write_all(b"GET /redis HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, body) = read_response(&mut r).expect("the slow probe's answer");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("timeout"), "{body}");
+    // Then the connection is idle: the server closes it after about 300 ms.
+    let idle = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let n = r
+        .read_to_end(&mut rest)
+        .expect("closed by the server, not our read timeout");
+    assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&rest));
+    assert!(
+        idle.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        idle.elapsed()
+    );
+    assert!(
+        idle.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        idle.elapsed()
+    );
+}
+
 #[test]
 fn connections_over_the_cap_get_503() {
     let a = app("cap", "max_connections = 2\nheader_timeout_ms = 5000\n");

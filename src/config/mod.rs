@@ -56,7 +56,8 @@ pub struct ServerConfig {
     pub host: Host,
     /// 0 asks the OS for a free port (tests use it; the bound address is logged).
     pub port: u16,
-    /// A client that has not sent its full request head by then is dropped (slowloris guard).
+    /// A connection that has not sent a full request head this long after it was accepted or
+    /// answered is closed (slowloris guard; also the keep-alive idle timeout).
     pub header_timeout_ms: Millis,
     /// Connections over this cap are answered 503 at once and closed.
     pub max_connections: Count,

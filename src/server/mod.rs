@@ -2,6 +2,7 @@
 //! logs one line per request, and drains in-flight requests on shutdown.
 
 pub mod dashboard;
+mod head_deadline;
 pub mod render;
 pub mod routes;
 
@@ -10,11 +11,12 @@ use crate::identity::SharedIdentity;
 use crate::metrics::Metrics;
 use crate::probes::Registry;
 use arc_swap::ArcSwap;
+use head_deadline::Activity;
 use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
@@ -79,9 +81,10 @@ pub async fn serve(
     let refused = Arc::new(AtomicU64::new(0));
     // Tracks every connection so shutdown can wait for in-flight requests.
     let graceful = GracefulShutdown::new();
+    let head_timeout = cfg.header_timeout_ms.duration();
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_timeout_ms.duration())
+    // The head deadline is kept per connection (head_deadline.rs), not by hyper per request.
+    http.header_read_timeout(None)
         .max_buf_size(MAX_HEAD_BYTES)
         // Every answer here is a few hundred bytes: one copy into the head's buffer and one
         // write beat queueing the pieces for a vectored write.
@@ -107,14 +110,22 @@ pub async fn serve(
         let state = state.clone();
         // Formatted once per connection, not per request's access line.
         let peer: Arc<str> = peer.to_string().into();
+        let activity = Arc::new(Activity::new(Instant::now()));
+        let requests = activity.clone();
         let service = service_fn(move |req| {
             let app = state.load_full();
             let peer = peer.clone();
-            async move { Ok::<_, Infallible>(handle(&app, req, &peer).await) }
+            let activity = requests.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req, &peer, &activity).await) }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            let _ = conn.await;
+            // Dropping the connection closes it: a head not finished within the timeout of
+            // the accept or of the previous answer (slowloris), or a keep-alive gone idle.
+            tokio::select! {
+                _ = conn => {}
+                () = head_deadline::expired(&activity, head_timeout) => {}
+            }
             drop(permit);
         });
     }
@@ -128,7 +139,13 @@ pub async fn serve(
 }
 
 /// Runs the router and writes the access line.
-async fn handle<B>(app: &App, req: Request<B>, peer: &str) -> hyper::Response<render::Body> {
+async fn handle<B>(
+    app: &App,
+    req: Request<B>,
+    peer: &str,
+    activity: &Activity,
+) -> hyper::Response<render::Body> {
+    activity.request_started();
     let started = Instant::now();
     let mut resp = routes::route(app, &req).await;
     app.shared.metrics.observe_request(
@@ -146,11 +163,13 @@ async fn handle<B>(app: &App, req: Request<B>, peer: &str) -> hyper::Response<re
             }
         }
     }
+    let answered = Instant::now();
+    activity.request_answered(answered);
     crate::logs::access(&crate::logs::Access {
         method: req.method().as_str(),
         path: req.uri().path(),
         status: resp.status().as_u16(),
-        latency: started.elapsed(),
+        latency: answered - started,
         peer,
     });
     resp
