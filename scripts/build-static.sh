@@ -3,7 +3,7 @@
 #   target/x86_64-unknown-linux-musl/release/suaicloudapp
 #
 # Idempotent: on a fresh Debian machine it first installs what is missing
-#   - musl-tools (x86_64-linux-musl-gcc: aws-lc-sys compiles C for the musl target)
+#   - musl-tools (x86_64-linux-musl-gcc: ring and mimalloc compile C for the musl target)
 #   - file (to check the result)
 #   - packer (Debian's 1.6.6: tests/packer.rs validates packer/suaicloudapp.pkr.hcl offline)
 #   - the rustup target x86_64-unknown-linux-musl
@@ -64,7 +64,7 @@ fi
 cd "$REPO"
 say "cargo build --release --target $TARGET --bin $BIN"
 started=$(date +%s)
-# The C parts (aws-lc-sys, mimalloc) need the musl cross compiler; cc-rs finds it by this name
+# The C parts (ring, mimalloc) need the musl cross compiler; cc-rs finds it by this name
 # for the target, but say it explicitly so a differently configured environment cannot pick gcc.
 CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-x86_64-linux-musl-gcc} \
     cargo build --release --target "$TARGET" --bin "$BIN"

@@ -9,8 +9,10 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use std::sync::Arc;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -35,6 +37,7 @@ impl AwsContext {
         self.sdk
             .get_or_init(|| async {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                    .http_client(https_client())
                     // One attempt: a probe reports what happened; retrying hides it and adds load.
                     .retry_config(RetryConfig::standard().with_max_attempts(1));
                 if let Some(region) = &self.settings.region {
@@ -47,6 +50,20 @@ impl AwsContext {
             })
             .await
     }
+}
+
+/// The HTTPS client of every AWS call (probes, the `s3://` config, instance metadata): rustls
+/// with ring, the TLS stack of the other probes, instead of the SDK's default aws-lc one. One
+/// instance, so its connection pool is shared.
+pub fn https_client() -> SharedHttpClient {
+    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build_https()
+        })
+        .clone()
 }
 
 /// Explicit timeouts for one client: the SDK has none by default.

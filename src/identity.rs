@@ -36,6 +36,10 @@ pub async fn lookup() -> Option<Identity> {
         return None;
     }
     let client = aws_config::imds::Client::builder()
+        .configure(
+            &aws_config::provider_config::ProviderConfig::default()
+                .with_http_client(crate::aws::https_client()),
+        )
         .connect_timeout(Duration::from_secs(1))
         .read_timeout(Duration::from_secs(1))
         .max_attempts(2)

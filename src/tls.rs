@@ -1,5 +1,5 @@
 //! rustls client configurations for the probes that open their own TLS connections
-//! (PostgreSQL, HTTP). One crypto provider, aws-lc-rs, as the AWS SDK already uses.
+//! (PostgreSQL, HTTP). One crypto provider, ring, as every other client here uses.
 //!
 //! SECURITY: the unverified and chain-only verifiers exist because libpq's `sslmode=require`
 //! and `verify-ca` mean exactly that; they are only used when the config asks for those modes.
@@ -36,7 +36,7 @@ pub enum TlsError {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// A client configuration for `verify`, trusting `ca_file` or else the system's CA bundle.

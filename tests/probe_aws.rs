@@ -574,3 +574,93 @@ fn check_cli_exits_one_when_one_fails() {
         "{ddb}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// HTTPS: the SDK's own client (rustls with ring, src/aws.rs), end to end
+
+/// A TLS-terminating proxy (Python's stdlib) in front of moto, with the test CA's certificate
+/// for 127.0.0.1 and localhost: real AWS endpoints are HTTPS, moto is plain HTTP.
+struct TlsProxy {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl TlsProxy {
+    fn start(upstream: &str) -> TlsProxy {
+        let port = closed_port();
+        let script = r#"
+import socket, ssl, sys, threading
+port, cert, key, upstream = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+host, up_port = upstream.rsplit("/", 1)[-1].rsplit(":", 1)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+ls = socket.create_server(("127.0.0.1", port))
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError: pass
+    finally:
+        for s in (a, b):
+            try: s.shutdown(socket.SHUT_RDWR)
+            except OSError: pass
+def handle(c):
+    try: t = ctx.wrap_socket(c, server_side=True)
+    except (ssl.SSLError, OSError): c.close(); return
+    u = socket.create_connection((host, int(up_port)))
+    threading.Thread(target=pipe, args=(t, u), daemon=True).start()
+    pipe(u, t)
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+"#;
+        let child = Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .args([
+                env_var("SUAI_TEST_TLS_CERT"),
+                env_var("SUAI_TEST_TLS_KEY"),
+                upstream.to_string(),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }));
+        TlsProxy { port, child }
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn s3_and_dynamodb_over_https_trust_the_system_bundle_and_name_an_unknown_ca() {
+    let proxy = TlsProxy::start(&moto());
+    let cfg = config(
+        Some(&format!("https://localhost:{}", proxy.port)),
+        &format!(
+            "{}{}",
+            s3_section(&env_var("SUAI_TEST_BUCKET")),
+            dynamo_section(&env_var("SUAI_TEST_TABLE"))
+        ),
+    );
+    // The test CA as the system bundle (rustls-native-certs reads SSL_CERT_FILE).
+    let ca = env_var("SUAI_TEST_TLS_CA");
+    let trusted = App::start_with("https-trusted", &cfg, &[("SSL_CERT_FILE", ca.as_str())]);
+    assert_ok(&trusted.get("/s3"));
+    assert_ok(&trusted.get("/dynamodb"));
+    // Another CA: the handshake fails, and the page says it is TLS and why.
+    let other = env_var("SUAI_TEST_TLS_OTHER_CA");
+    let untrusted = App::start_with("https-other-ca", &cfg, &[("SSL_CERT_FILE", other.as_str())]);
+    assert_fails(
+        &untrusted.get("/s3"),
+        "tls",
+        &["certificate", "UnknownIssuer"],
+    );
+}

@@ -178,6 +178,7 @@ async fn get_object(
 ) -> Result<(String, Option<String>), Attempt> {
     let regions = RegionProviderChain::first_try(region.map(Region::new)).or_default_provider();
     let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(aws::https_client())
         .region(regions)
         .retry_config(RetryConfig::standard().with_max_attempts(1))
         .timeout_config(aws::timeouts(ATTEMPT_BUDGET))
