@@ -312,6 +312,10 @@ struct Queue {
 #[derive(Default)]
 struct Pending {
     lines: Vec<u8>,
+    /// The last batch's buffer, emptied, for the next one: under load a batch is hundreds of
+    /// kB, and growing a fresh buffer to that size copied every line several times. At most
+    /// `MAX_PENDING` (plus one line) is kept this way.
+    spare: Vec<u8>,
     dropped: u64,
     urgent: bool,
     stop: bool,
@@ -389,7 +393,11 @@ impl Queue {
         let (mut batch, dropped) = {
             let mut p = self.lock();
             p.urgent = false;
-            (std::mem::take(&mut p.lines), std::mem::take(&mut p.dropped))
+            let spare = std::mem::take(&mut p.spare);
+            (
+                std::mem::replace(&mut p.lines, spare),
+                std::mem::take(&mut p.dropped),
+            )
         };
         if dropped > 0 {
             let note =
@@ -397,6 +405,7 @@ impl Queue {
             batch.extend_from_slice(note.as_bytes());
         }
         if batch.is_empty() {
+            self.lock().spare = batch;
             return;
         }
         // A full disk must not silence journald, nor the reverse: each sink on its own. The
@@ -407,6 +416,8 @@ impl Queue {
         if self.stderr {
             let _ = io::stderr().lock().write_all(&batch);
         }
+        batch.clear();
+        self.lock().spare = batch;
     }
 
     fn stop(&self) {
