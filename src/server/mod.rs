@@ -119,14 +119,19 @@ pub async fn serve(
             async move { Ok::<_, Infallible>(handle(&app, req, &peer, &activity).await) }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            // Dropping the connection closes it: a head not finished within the timeout of
-            // the accept or of the previous answer (slowloris), or a keep-alive gone idle.
-            tokio::select! {
-                _ = conn => {}
-                () = head_deadline::expired(&activity, head_timeout) => {}
-            }
+        let mut task = tokio::spawn(async move {
+            let _ = conn.await;
             drop(permit);
+        });
+        // Aborting the connection's task closes it: a head not finished within the timeout of
+        // the accept or of the previous answer (slowloris), or a keep-alive gone idle. A task
+        // of its own, so answering a request never polls the deadline's timer.
+        let abort = task.abort_handle();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = &mut task => {}
+                () = head_deadline::expired(&activity, head_timeout) => abort.abort(),
+            }
         });
     }
     drop(listener);
