@@ -2,6 +2,7 @@
 //! instance identity headers (absent off EC2). IMDS-backed boots live in tests/deploy.rs.
 
 mod common;
+use common::imds::{Imds, ImdsOptions};
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -127,6 +128,49 @@ fn config_object_that_appears_after_start_is_waited_for_then_served() {
     assert!(!std::fs::read_to_string(a.dir.join("state/config.etag"))
         .unwrap()
         .is_empty());
+    s3("delete", &key, "");
+}
+
+#[test]
+fn region_and_credentials_come_from_instance_metadata_when_unset() {
+    // A baked AMI whose unit sets no AWS_REGION: the region and the role's credentials come
+    // from IMDS, for the config download and for the probes, through the binary's own HTTP
+    // client (the SDK's default one is not linked).
+    let imds = Imds::start(ImdsOptions::default());
+    let key = unique_key("imds-region");
+    s3("put", &key, &served_config());
+    let moto = env_var("SUAI_TEST_MOTO_URL");
+    let endpoint = imds.sdk_endpoint();
+    let a = Starting::spawn_wrapped(
+        &[
+            "env",
+            "-u",
+            "AWS_REGION",
+            "-u",
+            "AWS_ACCESS_KEY_ID",
+            "-u",
+            "AWS_SECRET_ACCESS_KEY",
+        ],
+        "boot-imds-region",
+        None,
+        &["--config", &s3_url(&key), "--state-dir", "state"],
+        &[
+            ("AWS_ENDPOINT_URL", moto.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "false"),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint.as_str()),
+        ],
+    )
+    .wait_listening(Duration::from_secs(30));
+    assert_eq!(a.get("/s3").body, "OK");
+    let log = imds.log();
+    assert!(
+        log.contains("GET /latest/meta-data/placement/region "),
+        "{log}"
+    );
+    assert!(
+        log.contains("GET /latest/meta-data/iam/security-credentials/"),
+        "{log}"
+    );
     s3("delete", &key, "");
 }
 

@@ -7,7 +7,6 @@
 
 use super::ConfigError;
 use crate::aws;
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use std::fmt;
@@ -176,14 +175,16 @@ async fn get_object(
     key: &str,
     region: Option<String>,
 ) -> Result<(String, Option<String>), Attempt> {
-    let regions = RegionProviderChain::first_try(region.map(Region::new)).or_default_provider();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(aws::https_client())
-        .region(regions)
         .retry_config(RetryConfig::standard().with_max_attempts(1))
-        .timeout_config(aws::timeouts(ATTEMPT_BUDGET))
-        .load()
-        .await;
+        .timeout_config(aws::timeouts(ATTEMPT_BUDGET));
+    // Without one, the loader's own default chain (environment, profile, instance metadata)
+    // finds the region: it is the chain that uses the HTTP client above.
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region));
+    }
+    let sdk = loader.load().await;
     let Some(current) = sdk.region().map(|r| r.to_string()) else {
         return Err(Attempt::Failed(
             "no AWS region: pass --region or set AWS_REGION (instance metadata did not answer)"
