@@ -580,15 +580,8 @@ fn check_cli_exits_one_when_one_fails() {
 
 /// A TLS-terminating proxy (Python's stdlib) in front of moto, with the test CA's certificate
 /// for 127.0.0.1 and localhost: real AWS endpoints are HTTPS, moto is plain HTTP.
-struct TlsProxy {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl TlsProxy {
-    fn start(upstream: &str) -> TlsProxy {
-        let port = closed_port();
-        let script = r#"
+fn tls_proxy(upstream: &str) -> PythonServer {
+    let script = r#"
 import socket, ssl, sys, threading
 port, cert, key, upstream = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 host, up_port = upstream.rsplit("/", 1)[-1].rsplit(":", 1)
@@ -615,33 +608,19 @@ while True:
     c, _ = ls.accept()
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 "#;
-        let child = Command::new("python3")
-            .args(["-c", script, &port.to_string()])
-            .args([
-                env_var("SUAI_TEST_TLS_CERT"),
-                env_var("SUAI_TEST_TLS_KEY"),
-                upstream.to_string(),
-            ])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(eventually(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }));
-        TlsProxy { port, child }
-    }
-}
-
-impl Drop for TlsProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    PythonServer::start(
+        script,
+        &[
+            env_var("SUAI_TEST_TLS_CERT"),
+            env_var("SUAI_TEST_TLS_KEY"),
+            upstream.to_string(),
+        ],
+    )
 }
 
 #[test]
 fn s3_and_dynamodb_over_https_trust_the_system_bundle_and_name_an_unknown_ca() {
-    let proxy = TlsProxy::start(&moto());
+    let proxy = tls_proxy(&moto());
     let cfg = config(
         Some(&format!("https://localhost:{}", proxy.port)),
         &format!(

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn assert_fails(r: &Resp, stage: &str, words: &[&str]) {
@@ -367,15 +367,8 @@ fn kinesis_firehose_sns_lambda_named_failures() {
 }
 
 /// A local HTTP or HTTPS server (Python's stdlib) with fixed answers per path.
-struct Web {
-    port: u16,
-    child: Child,
-}
-
-impl Web {
-    fn start(tls: bool) -> Web {
-        let port = closed_port();
-        let script = r#"
+fn web_server(tls: bool) -> PythonServer {
+    let script = r#"
 import http.server, ssl, sys
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
@@ -393,29 +386,14 @@ if sys.argv[2] == "tls":
     s.socket = c.wrap_socket(s.socket, server_side=True)
 s.serve_forever()
 "#;
-        let child = Command::new("python3")
-            .args([
-                "-c",
-                script,
-                &port.to_string(),
-                if tls { "tls" } else { "plain" },
-            ])
-            .args([env_var("SUAI_TEST_TLS_CERT"), env_var("SUAI_TEST_TLS_KEY")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(eventually(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }));
-        Web { port, child }
-    }
-}
-
-impl Drop for Web {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    PythonServer::start(
+        script,
+        &[
+            if tls { "tls" } else { "plain" }.to_string(),
+            env_var("SUAI_TEST_TLS_CERT"),
+            env_var("SUAI_TEST_TLS_KEY"),
+        ],
+    )
 }
 
 fn http_entry(name: &str, url: &str, extra: &str) -> String {
@@ -424,8 +402,8 @@ fn http_entry(name: &str, url: &str, extra: &str) -> String {
 
 #[test]
 fn http_endpoints_success_and_named_failures() {
-    let web = Web::start(false);
-    let tls = Web::start(true);
+    let web = web_server(false);
+    let tls = web_server(true);
     let hung = HungServer::start();
     let (p, t) = (web.port, tls.port);
     let ca = env_var("SUAI_TEST_TLS_CA");

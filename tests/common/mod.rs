@@ -361,6 +361,40 @@ impl HungServer {
     }
 }
 
+/// A Python script serving on a free loopback port (its first argument, before `args`),
+/// started and awaited until it accepts connections; killed on Drop. For the small servers
+/// the tests need and the test environment does not run (fixed HTTP answers, a TLS proxy).
+pub struct PythonServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl PythonServer {
+    pub fn start(script: &str, args: &[String]) -> PythonServer {
+        let port = closed_port();
+        let child = Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .args(args)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn python3");
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "the Python server did not listen on {port}"
+        );
+        PythonServer { port, child }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A loopback port with nothing listening (bound then released).
 pub fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
