@@ -65,7 +65,7 @@ impl Activity {
 }
 
 /// Resolves once the connection has been between requests for longer than `timeout`; the
-/// caller then drops (closes) it. Sleeps until the current deadline and checks again, so a
+/// caller then ends it (server/mod.rs aborts the connection's task). Sleeps until the current deadline and checks again, so a
 /// busy keep-alive connection costs one wake-up per timeout.
 pub async fn expired(activity: &Activity, timeout: Duration) {
     loop {
