@@ -258,6 +258,34 @@ fn the_head_deadline_runs_from_each_answer_and_spares_a_slow_probe() {
     );
 }
 
+/// `printf 'GET /health ...' | nc -N`, and clients like it, shut their sending side once the
+/// request is out. They still get the whole answer, a slow probe's too, and then the close.
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    use std::io::{Read, Write};
+    let hung = HungServer::start();
+    let a = app(
+        "half-close",
+        &format!(
+            "[redis]\nhost = \"127.0.0.1\"\nport = {}\n[probes]\ntimeout_ms = 500\n",
+            hung.port
+        ),
+    );
+    for (path, status, body) in [("/health", 200, "healthy"), ("/redis", 503, "timeout")] {
+        let mut s = std::net::TcpStream::connect(a.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)
+            .unwrap_or_else(|e| panic!("{path}: no close within 5 s ({e}): {answer:?}"));
+        let mut r = std::io::BufReader::new(answer.as_bytes());
+        let (got, text) = read_response(&mut r).unwrap_or_else(|| panic!("{path}: {answer:?}"));
+        assert_eq!(got, status, "{path}: {answer}");
+        assert!(text.contains(body), "{path}: {answer}");
+    }
+}
+
 #[test]
 fn connections_over_the_cap_get_503() {
     let a = app("cap", "max_connections = 2\nheader_timeout_ms = 5000\n");

@@ -86,6 +86,12 @@ pub async fn serve(
     // The head deadline is kept per connection (head_deadline.rs), not by hyper per request.
     http.header_read_timeout(None)
         .max_buf_size(MAX_HEAD_BYTES)
+        // Without it hyper reads the socket again while each request is in flight, to notice a
+        // client that hangs up; the request still holds the read buffer then, so every request
+        // cost a fresh 8 KB buffer. Probes run in tasks of their own (probes/runner.rs) and a
+        // client's leaving never cancelled them, so nothing is lost: the answer goes out and the
+        // next read sees the end of the stream.
+        .half_close(true)
         // Every answer here is a few hundred bytes: one copy into the head's buffer and one
         // write beat queueing the pieces for a vectored write.
         .writev(false);
