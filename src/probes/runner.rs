@@ -100,16 +100,25 @@ impl ProbeRunner {
             outcome
         });
         let name = self.name.clone();
+        let (state, metrics) = (self.state.clone(), self.metrics.clone());
         async move {
-            task.await.unwrap_or_else(|e| Outcome {
-                name: name.clone(),
-                target: String::new(),
-                result: Err(Failure::new(
-                    Stage::Internal,
-                    format!("the {name} probe stopped unexpectedly ({e}); see the log"),
-                )),
-                duration: Duration::ZERO,
-                checked_at: SystemTime::now(),
+            task.await.unwrap_or_else(|e| {
+                // The task panicked before storing its outcome: store this one, or the page
+                // would keep answering this failure after the window instead of checking again.
+                let outcome = Outcome {
+                    name: name.clone(),
+                    target: String::new(),
+                    result: Err(Failure::new(
+                        Stage::Internal,
+                        format!("the {name} probe stopped unexpectedly ({e}); see the log"),
+                    )),
+                    duration: Duration::ZERO,
+                    checked_at: SystemTime::now(),
+                };
+                metrics.observe_probe(&name, false, outcome.duration);
+                *state.lock().unwrap_or_else(|p| p.into_inner()) =
+                    State::Done(outcome.clone(), Instant::now());
+                outcome
             })
         }
         .boxed()
@@ -190,6 +199,51 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(600)).await;
         r.run().await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// Panics in its first check, answers in every later one.
+    struct PanicsOnce(AtomicUsize);
+
+    impl Probe for PanicsOnce {
+        fn target(&self) -> String {
+            "test:1".into()
+        }
+        fn budget(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
+            let first = self.0.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                assert!(!first, "a bug in a probe");
+                Ok(vec![])
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_check_fails_its_page_alone_and_the_next_window_checks_again() {
+        let calls = Arc::new(PanicsOnce(AtomicUsize::new(0)));
+        let r = ProbeRunner::new(
+            "t".into(),
+            calls.clone(),
+            Duration::from_millis(500),
+            Arc::new(Metrics::new()),
+        );
+        let f = r.run().await.result.unwrap_err();
+        assert_eq!(f.stage, Stage::Internal);
+        assert!(
+            f.cause.contains("the t probe stopped unexpectedly"),
+            "{}",
+            f.cause
+        );
+        // Cached like any failure for the window, not retried by every caller...
+        assert_eq!(r.run().await.result.unwrap_err().stage, Stage::Internal);
+        assert_eq!(calls.0.load(Ordering::SeqCst), 1);
+        // ...and checked again after it.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(r.run().await.is_ok());
+        assert_eq!(calls.0.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]
