@@ -210,6 +210,11 @@ fn json_forms_follow_the_health_check_draft() {
     assert_eq!(doc["checks"]["database:responseTime"][0]["status"], "pass");
     assert_health_json(&a.get("/redis?format=json"), "fail");
     assert_health_json(&a.get("/health?format=json"), "pass");
+    let accept = [
+        ("User-Agent", "t"),
+        ("Accept", "text/html, application/json;q=0.9"),
+    ];
+    assert_health_json(&a.request("GET", "/health", &accept), "pass");
     // text/plain stays exactly as the ALB and curl expect.
     assert_eq!(a.get("/health").body, "healthy");
     assert_eq!(a.get("/database").body, "OK");

@@ -11,6 +11,7 @@ use crate::identity::SharedIdentity;
 use crate::metrics::Metrics;
 use crate::probes::Registry;
 use arc_swap::ArcSwap;
+use futures_util::future::{self, Either};
 use head_deadline::Activity;
 use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
@@ -120,9 +121,18 @@ pub async fn serve(
         let requests = activity.clone();
         let service = service_fn(move |req| {
             let app = state.load_full();
+            requests.request_started();
+            let started = Instant::now();
+            if let Some(resp) = routes::answer_now(&app, &req) {
+                let resp = answered(&app, &req, resp, started, &peer, &requests);
+                return Either::Left(future::ready(Ok::<_, Infallible>(resp)));
+            }
             let peer = peer.clone();
             let activity = requests.clone();
-            async move { Ok::<_, Infallible>(handle(&app, req, &peer, &activity).await) }
+            Either::Right(Box::pin(async move {
+                let resp = routes::route(&app, &req).await;
+                Ok(answered(&app, &req, resp, started, &peer, &activity))
+            }))
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         let mut task = tokio::spawn(async move {
@@ -149,16 +159,15 @@ pub async fn serve(
     }
 }
 
-/// Runs the router and writes the access line.
-async fn handle<B>(
+/// Finishes an answer: metrics, the instance's headers, the head deadline, the access line.
+fn answered<B>(
     app: &App,
-    req: Request<B>,
+    req: &Request<B>,
+    mut resp: hyper::Response<render::Body>,
+    started: Instant,
     peer: &str,
     activity: &Activity,
 ) -> hyper::Response<render::Body> {
-    activity.request_started();
-    let started = Instant::now();
-    let mut resp = routes::route(app, &req).await;
     app.shared.metrics.observe_request(
         routes::page_label(app, req.uri().path()),
         resp.status().as_u16(),
