@@ -143,7 +143,7 @@ pub fn access(a: &Access<'_>) {
 }
 
 fn format_access(line: &mut String, a: &Access<'_>) -> std::fmt::Result {
-    Clock.format_time(&mut Writer::new(line))?;
+    push_timestamp(line);
     // Pieces pushed one by one: `write!` with five arguments cost a third of the line.
     line.push_str("  INFO ");
     line.push_str(ACCESS_TARGET);
@@ -480,26 +480,34 @@ thread_local! {
 
 impl FormatTime for Clock {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        SECOND.with_borrow_mut(|(second, text)| {
-            if *second != now.as_secs() {
-                let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
-                *text = humantime::format_rfc3339_seconds(whole).to_string();
-                text.pop(); // the 'Z'; the fraction goes before it
-                *second = now.as_secs();
-            }
-            w.write_str(text)
-        })?;
-        let mut fraction = *b".000000Z";
-        let mut micros = now.subsec_micros();
-        for digit in fraction[1..7].iter_mut().rev() {
-            *digit = b'0' + (micros % 10) as u8;
-            micros /= 10;
-        }
-        w.write_str(std::str::from_utf8(&fraction).map_err(|_| std::fmt::Error)?)
+        // Other events are few (start, warnings): a short-lived buffer is fine for them.
+        let mut stamp = String::with_capacity(27);
+        push_timestamp(&mut stamp);
+        w.write_str(&stamp)
     }
+}
+
+/// Appends the current time in [`Clock`]'s format. The access line calls it directly, without
+/// the fmt layer's `Writer` and a UTF-8 check of the fraction: 80 instructions fewer per line.
+fn push_timestamp(line: &mut String) {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != now.as_secs() {
+            let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
+            *text = humantime::format_rfc3339_seconds(whole).to_string();
+            text.pop(); // the 'Z'; the fraction goes before it
+            *second = now.as_secs();
+        }
+        line.push_str(text);
+    });
+    let micros = now.subsec_micros();
+    line.push('.');
+    for place in [100_000, 10_000, 1_000, 100, 10, 1] {
+        line.push(char::from(b'0' + (micros / place % 10) as u8));
+    }
+    line.push('Z');
 }
 
 /// The fmt layer's writer: hands each formatted event to the queue. tracing-subscriber writes
