@@ -88,15 +88,13 @@ impl ProbeRunner {
                 Err(_) => Err(timeout_failure(&probe.target(), timeout)),
             };
             let outcome = Outcome {
-                name: name.clone(),
+                name,
                 target,
                 result,
                 duration: started.elapsed(),
                 checked_at,
             };
-            metrics.observe_probe(&name, outcome.is_ok(), outcome.duration);
-            *state.lock().unwrap_or_else(|p| p.into_inner()) =
-                State::Done(outcome.clone(), Instant::now());
+            record(&state, &metrics, &outcome);
             outcome
         });
         let name = self.name.clone();
@@ -115,15 +113,19 @@ impl ProbeRunner {
                     duration: Duration::ZERO,
                     checked_at: SystemTime::now(),
                 };
-                metrics.observe_probe(&name, false, outcome.duration);
-                *state.lock().unwrap_or_else(|p| p.into_inner()) =
-                    State::Done(outcome.clone(), Instant::now());
+                record(&state, &metrics, &outcome);
                 outcome
             })
         }
         .boxed()
         .shared()
     }
+}
+
+/// Counts a finished check and caches its outcome for the window.
+fn record(state: &Mutex<State>, metrics: &Metrics, outcome: &Outcome) {
+    metrics.observe_probe(&outcome.name, outcome.is_ok(), outcome.duration);
+    *state.lock().unwrap_or_else(|p| p.into_inner()) = State::Done(outcome.clone(), Instant::now());
 }
 
 fn timeout_failure(target: &str, budget: Duration) -> Failure {
