@@ -203,17 +203,22 @@ fn read_response(r: &mut impl std::io::BufRead) -> Option<(u16, String)> {
     Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// An app whose `/redis` waits on a server that never answers, until the probe's timeout.
+/// `server` goes into the `[server]` section; keep the returned server alive.
+fn app_with_hung_redis(name: &str, server: &str, timeout_ms: u64) -> (HungServer, App) {
+    let hung = HungServer::start();
+    let extra = format!(
+        "{server}[redis]\nhost = \"127.0.0.1\"\nport = {}\n[probes]\ntimeout_ms = {timeout_ms}\n",
+        hung.port
+    );
+    let a = app(name, &extra);
+    (hung, a)
+}
+
 #[test]
 fn the_head_deadline_runs_from_each_answer_and_spares_a_slow_probe() {
     use std::io::{BufReader, Read, Write};
-    let hung = HungServer::start();
-    let a = app(
-        "head-deadline",
-        &format!(
-            "header_timeout_ms = 300\n[redis]\nhost = \"127.0.0.1\"\nport = {}\n[probes]\ntimeout_ms = 1000\n",
-            hung.port
-        ),
-    );
+    let (_hung, a) = app_with_hung_redis("head-deadline", "header_timeout_ms = 300\n", 1000);
     let s = std::net::TcpStream::connect(a.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut w = s.try_clone().unwrap();
@@ -263,14 +268,7 @@ fn the_head_deadline_runs_from_each_answer_and_spares_a_slow_probe() {
 #[test]
 fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     use std::io::{Read, Write};
-    let hung = HungServer::start();
-    let a = app(
-        "half-close",
-        &format!(
-            "[redis]\nhost = \"127.0.0.1\"\nport = {}\n[probes]\ntimeout_ms = 500\n",
-            hung.port
-        ),
-    );
+    let (_hung, a) = app_with_hung_redis("half-close", "", 500);
     for (path, status, body) in [("/health", 200, "healthy"), ("/redis", 503, "timeout")] {
         let mut s = std::net::TcpStream::connect(a.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
