@@ -20,14 +20,14 @@ run: env build
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 static:
 	scripts/build-static.sh
 
 # Prerequisites run in this order (env, lint, static), then the tests.
 test: env lint static
-	cargo test --all-targets
+	cargo test --workspace --all-targets
 
 env-down:
 	scripts/test-env.sh down
