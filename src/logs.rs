@@ -45,6 +45,8 @@ pub enum LogError {
 /// handle writes what is pending and stops the writer thread.
 pub struct LogHandle {
     queue: Arc<Queue>,
+    /// Whether this handle's subscriber is the process's (not so for a second `init` in tests).
+    installed: bool,
     filter: reload::Handle<Targets, Registry>,
     writer: Mutex<Option<WriterThread>>,
 }
@@ -64,6 +66,15 @@ const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// The queue behind the global subscriber, for [`sync`].
 static GLOBAL: OnceLock<Arc<Queue>> = OnceLock::new();
 
+/// Whether the global subscriber's filter lets access lines through: decided each time the
+/// filter is set, so a request reads one flag instead of asking the subscriber (about 150
+/// instructions per `/health` answer, callgrind).
+static ACCESS_ON: AtomicBool = AtomicBool::new(false);
+
+fn lets_access_lines_through(filter: &Targets) -> bool {
+    filter.would_enable(ACCESS_TARGET, &Level::INFO)
+}
+
 /// Installs the global subscriber: stderr (journald) now, the file once [`LogHandle::attach`]
 /// is called. `RUST_LOG` wins over `[logs] level` when set. Each event is formatted once, on
 /// the calling thread, and appended to the queue: requests never wait on a disk or on
@@ -71,6 +82,7 @@ static GLOBAL: OnceLock<Arc<Queue>> = OnceLock::new();
 pub fn init() -> LogHandle {
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let initial = filter(&spec).unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
+    let access_on = lets_access_lines_through(&initial);
     let (filter, handle) = reload::Layer::new(initial);
     let queue = Arc::new(Queue::new(true, REST));
     let layer = fmt::layer()
@@ -84,11 +96,13 @@ pub fn init() -> LogHandle {
         .try_init()
         .is_ok();
     if installed {
+        ACCESS_ON.store(access_on, Ordering::Relaxed);
         let _ = GLOBAL.set(queue.clone());
     }
     let writer = queue.clone().spawn_writer();
     LogHandle {
         queue,
+        installed,
         filter: handle,
         writer: Mutex::new(writer),
     }
@@ -117,11 +131,9 @@ thread_local! {
 /// `info!(target: ACCESS_TARGET, method, path, status, latency_ms, peer, "request")`, but
 /// formatted here and queued directly. The fmt layer's generic field visitor spent about
 /// 6,000 instructions on this line (callgrind), nearly half of what hyper spends on a whole
-/// `/health` answer; this costs a fraction of that, and the level filter applies as usual.
+/// `/health` answer; this costs a fraction of that. The level filter applies through
+/// [`ACCESS_ON`].
 pub fn access(a: &Access<'_>) {
-    if !tracing::enabled!(target: ACCESS_TARGET, Level::INFO) {
-        return;
-    }
     let Some(queue) = GLOBAL.get() else {
         // Another subscriber owns this process (unit tests): go through it.
         tracing::info!(
@@ -135,6 +147,9 @@ pub fn access(a: &Access<'_>) {
         );
         return;
     };
+    if !ACCESS_ON.load(Ordering::Relaxed) {
+        return;
+    }
     ACCESS_LINE.with_borrow_mut(|line| {
         line.clear();
         if format_access(line, a).is_ok() {
@@ -149,7 +164,10 @@ fn format_access(line: &mut String, a: &Access<'_>) -> std::fmt::Result {
     line.push_str("  INFO ");
     line.push_str(ACCESS_TARGET);
     line.push_str(": request method=");
-    push_plain(line, a.method);
+    // The method and the peer are pushed as they are: hyper only accepts a method made of
+    // token characters, and the peer is a socket address this process formatted. Only the
+    // path comes from the client as it was sent.
+    line.push_str(a.method);
     line.push_str(" path=");
     push_plain(line, a.path);
     line.push_str(" status=");
@@ -157,7 +175,7 @@ fn format_access(line: &mut String, a: &Access<'_>) -> std::fmt::Result {
     line.push_str(" latency_ms=");
     push_millis3(line, a.latency);
     line.push_str(" peer=");
-    push_plain(line, a.peer);
+    line.push_str(a.peer);
     line.push('\n');
     Ok(())
 }
@@ -165,13 +183,20 @@ fn format_access(line: &mut String, a: &Access<'_>) -> std::fmt::Result {
 /// Milliseconds with three decimals (`0.014`), from integers: float formatting is the
 /// costliest way to write a number.
 fn push_millis3(line: &mut String, latency: Duration) {
-    let micros = latency.as_micros();
-    line.push_str(itoa::Buffer::new().format(micros / 1000));
-    let frac = (micros % 1000) as u16;
+    // From the seconds and the sub-second part: `as_micros` is a u128, and dividing one costs
+    // a library call.
+    let millis = latency.as_secs() * 1000 + u64::from(latency.subsec_millis());
+    line.push_str(itoa::Buffer::new().format(millis));
     line.push('.');
-    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
-        line.push(char::from(b'0' + digit as u8));
-    }
+    push_padded::<3>(line, latency.subsec_micros() % 1000);
+}
+
+/// The last `DIGITS` digits of `value` with leading zeros (`7` → `007`): itoa of the value
+/// plus 10^DIGITS, without its leading 1. Divisions by constants only, unlike a digit loop.
+fn push_padded<const DIGITS: u32>(line: &mut String, value: u32) {
+    let mut buf = itoa::Buffer::new();
+    let text = buf.format(value % 10u32.pow(DIGITS) + 10u32.pow(DIGITS));
+    line.push_str(&text[1..]);
 }
 
 /// [`push_millis3`] for the fmt layer (unit tests, the fallback).
@@ -262,7 +287,11 @@ impl LogHandle {
         if std::env::var_os("RUST_LOG").is_some() {
             return Ok(());
         }
-        let _ = self.filter.reload(filter(level)?);
+        let filter = filter(level)?;
+        let access_on = lets_access_lines_through(&filter);
+        if self.filter.reload(filter).is_ok() && self.installed {
+            ACCESS_ON.store(access_on, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -516,11 +545,8 @@ fn push_timestamp(line: &mut String) {
         }
         line.push_str(text);
     });
-    let micros = now.subsec_micros();
     line.push('.');
-    for place in [100_000, 10_000, 1_000, 100, 10, 1] {
-        line.push(char::from(b'0' + (micros / place % 10) as u8));
-    }
+    push_padded::<6>(line, now.subsec_micros());
     line.push('Z');
 }
 
@@ -887,12 +913,23 @@ mod tests {
     }
 
     #[test]
+    fn padded_digits_keep_their_leading_zeros() {
+        let mut line = String::new();
+        push_padded::<6>(&mut line, 0);
+        push_padded::<6>(&mut line, 7);
+        push_padded::<6>(&mut line, 999_999);
+        push_padded::<3>(&mut line, 42);
+        assert_eq!(line, "000000000007999999042");
+    }
+
+    #[test]
     fn millis_have_three_decimals() {
         for (us, text) in [
             (0, "0.000"),
             (14, "0.014"),
             (1_500, "1.500"),
             (3_000_123, "3000.123"),
+            (86_400_000_001, "86400000.001"),
         ] {
             assert_eq!(Millis3(Duration::from_micros(us)).to_string(), text);
         }

@@ -108,6 +108,40 @@ fn logs_show_request_lines_tail_and_cap() {
 }
 
 #[test]
+fn access_lines_follow_the_level_filter_and_its_reload() {
+    let quiet = "[logs]\nlevel = \"info,suaicloudapp::access=warn\"\n";
+    let a = app("logs-level", quiet);
+    for _ in 0..3 {
+        assert_eq!(a.get("/health").status, 200);
+    }
+    // `/logs` writes out what is pending before reading the file.
+    let r = a.get("/logs?lines=100");
+    assert!(
+        r.body.contains("listening on"),
+        "other INFO lines stay: {}",
+        r.body
+    );
+    assert!(!r.body.contains("suaicloudapp::access"), "{}", r.body);
+
+    let loud = format!("{}[logs]\nlevel = \"info\"\n", server_section());
+    std::fs::write(a.dir.join("config.toml"), loud).unwrap();
+    signal(a.child.id(), "HUP");
+    assert!(eventually(Duration::from_secs(10), || a
+        .stderr()
+        .contains("config reloaded")));
+    assert_eq!(a.get("/health").status, 200);
+    assert!(eventually(Duration::from_secs(5), || a
+        .log_file()
+        .contains("path=/health status=200")));
+    let log = a.log_file();
+    assert_eq!(
+        log.matches("suaicloudapp::access").count(),
+        1,
+        "only the request after the reload: {log}"
+    );
+}
+
+#[test]
 fn logs_token_is_required_when_set_and_never_logged() {
     let token = "tok-Very-Secret-42";
     let a = app("logs-token", &format!("[logs]\ntoken = \"{token}\"\n"));
