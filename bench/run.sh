@@ -479,6 +479,14 @@ run_wrk() {
         s1=$(core_ticks "$SERVER_CPU")
         l1=$(core_ticks "$LOAD_CPU")
         line=$(grep '^WRK_RESULT ' <<<"$out") || die "no WRK_RESULT from wrk on $url: $out"
+        # Log lines the app's writer dropped during the run and its warm-up: a fast run that
+        # silently lost access lines would not be a fair comparison.
+        dropped=-
+        case $target in
+        nginx*) ;;
+        *"no access log") dropped=$(dropped_lines "$url" "$TMP/diag") ;;
+        *) dropped=$(dropped_lines "$url" "$TMP/app") ;;
+        esac
         cpu=$(awk -v d="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$DURATION" \
             'BEGIN { printf "%.0f", 100 * d / hz / s }')
         sbusy=$(core_busy "$s0" "$s1")
@@ -495,7 +503,7 @@ run_wrk() {
                 DISTURBED_KEPT=$((DISTURBED_KEPT + 1))
             fi
         fi
-        RAW_ROWS+=("| $round | $target | $kept | $(field requests "$line") | $(field rps "$line") | $(ms "$(field p50_us "$line")") | $(ms "$(field p90_us "$line")") | $(ms "$(field p99_us "$line")") | $(ms "$(field max_us "$line")") | $(field err_status "$line") | $errs | $cpu | $cpu_req | $sbusy | $(core_busy "$l0" "$l1") | $others | $load | $QUIET_WAITED |")
+        RAW_ROWS+=("| $round | $target | $kept | $(field requests "$line") | $(field rps "$line") | $(ms "$(field p50_us "$line")") | $(ms "$(field p90_us "$line")") | $(ms "$(field p99_us "$line")") | $(ms "$(field max_us "$line")") | $(field err_status "$line") | $errs | $cpu | $cpu_req | $sbusy | $(core_busy "$l0" "$l1") | $others | $load | $QUIET_WAITED | $dropped |")
         {
             printf '### round %s, %s, attempt %s%s: %s\n\n```\n' "$round" "$target" "$attempt" "$note" "$url"
             grep -v '^WRK_RESULT ' <<<"$out"
@@ -514,6 +522,15 @@ run_wrk() {
     CPUREQ[$target]+="$cpu_req "
     P50[$target]+="$(ms "$(field p50_us "$line")") "
     P99[$target]+="$(ms "$(field p99_us "$line")") "
+}
+
+# dropped_lines URL DIR: the log lines the instance serving URL (in DIR) dropped since its log
+# file was last emptied. Its writer notes each loss in the log itself ("N log lines dropped");
+# `/logs` first writes out whatever is pending, so the last batch's note is counted too.
+dropped_lines() {
+    local base=${1%/*}
+    curl -fsS -o /dev/null --max-time 5 "$base/logs?lines=1" || die "GET $base/logs failed"
+    { grep -o '[0-9]* log lines dropped' "$2/output.log" || true; } | awk '{ n += $1 } END { print n + 0 }'
 }
 
 median() { # numbers as arguments
@@ -805,10 +822,12 @@ below 100 % while its core is not busy either means the load generator was the l
 "others" is CPU$SERVER_CPU busy minus the server, i.e. what other work took from the server's core
 (over $DISTURBED: the run is repeated, at most $RETRIES times, "kept" = no); "load" is the 1-minute
 load average when the run started; "quiet wait" is how long the run waited for the machine to
-be at most $QUIET_BUSY % busy, "+" when it gave up after $QUIET_MAX s):
+be at most $QUIET_BUSY % busy, "+" when it gave up after $QUIET_MAX s; "log lines dropped" is
+what the app's log writer could not keep up with during the run and its warm-up, from the
+"N log lines dropped" notes it writes to its own log):
 
-| Round | Target | kept | requests | req/s | p50 | p90 | p99 | max | non-2xx | socket errors | server CPU % | server CPU µs/req | CPU$SERVER_CPU busy % | CPU$LOAD_CPU busy % | others % | load | quiet wait s |
-|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| Round | Target | kept | requests | req/s | p50 | p90 | p99 | max | non-2xx | socket errors | server CPU % | server CPU µs/req | CPU$SERVER_CPU busy % | CPU$LOAD_CPU busy % | others % | load | quiet wait s | log lines dropped |
+|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
         printf '%s\n' "${RAW_ROWS[@]}"
         cat <<EOF
