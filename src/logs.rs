@@ -45,8 +45,6 @@ pub enum LogError {
 /// handle writes what is pending and stops the writer thread.
 pub struct LogHandle {
     queue: Arc<Queue>,
-    /// Whether this handle's subscriber is the process's (not so for a second `init` in tests).
-    installed: bool,
     filter: reload::Handle<Targets, Registry>,
     writer: Mutex<Option<WriterThread>>,
 }
@@ -102,7 +100,6 @@ pub fn init() -> LogHandle {
     let writer = queue.clone().spawn_writer();
     LogHandle {
         queue,
-        installed,
         filter: handle,
         writer: Mutex::new(writer),
     }
@@ -280,6 +277,11 @@ fn filter(spec: &str) -> Result<Targets, LogError> {
 }
 
 impl LogHandle {
+    /// Whether this handle's subscriber is the process's (not so for a second `init` in tests).
+    fn is_global(&self) -> bool {
+        GLOBAL.get().is_some_and(|q| Arc::ptr_eq(q, &self.queue))
+    }
+
     /// Opens the log file and applies the level. The file can be attached once; a reload
     /// that names another file keeps the first (a restart moves it).
     pub fn attach(&self, cfg: &LogsConfig) -> Result<(), LogError> {
@@ -298,7 +300,7 @@ impl LogHandle {
         }
         let filter = filter(level)?;
         let access_on = lets_access_lines_through(&filter);
-        if self.filter.reload(filter).is_ok() && self.installed {
+        if self.filter.reload(filter).is_ok() && self.is_global() {
             ACCESS_ON.store(access_on, Ordering::Relaxed);
         }
         Ok(())
