@@ -214,3 +214,28 @@ fn recovers_after_the_server_is_stopped_and_started_again() {
     );
     eprintln!("recovered {:?} after restart", started.elapsed());
 }
+
+/// mysql_common finds the server's version with `regex::bytes`, which patches/regex provides on
+/// regex-lite: MariaDB's handshake says `5.5.5-10.x.y-MariaDB...`, so a wrong match would read
+/// 5.5.5, and no match 0.0.0. The client must read what `SELECT VERSION()` says.
+#[test]
+fn server_version_is_read_from_the_handshake() {
+    use mysql_async::prelude::Queryable;
+    let url = format!("mysql://probe:{}@127.0.0.1:{}/suai", pw(), plain());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (parsed, reported) = rt.block_on(async {
+        let opts = mysql_async::Opts::from_url(&url).unwrap();
+        let mut conn = mysql_async::Conn::new(opts)
+            .await
+            .expect("connect to MariaDB");
+        let parsed = conn.server_version();
+        let reported: String = conn.query_first("SELECT VERSION()").await.unwrap().unwrap();
+        conn.disconnect().await.unwrap();
+        (parsed, reported)
+    });
+    let numeric = format!("{}.{}.{}", parsed.0, parsed.1, parsed.2);
+    assert!(
+        reported.starts_with(&format!("{numeric}-")) || reported == numeric,
+        "parsed {numeric} from the handshake, server says {reported}"
+    );
+}
