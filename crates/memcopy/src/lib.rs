@@ -56,6 +56,19 @@ mod x86_64 {
         store16(p.add(48), e);
     }
 
+    /// Copies `size_of::<T>() <= n <= 2 * size_of::<T>()` bytes as two `T`s, one at each end,
+    /// overlapping in the middle; both are loaded before either is stored.
+    #[inline(always)]
+    unsafe fn head_tail<T: Copy>(d: *mut u8, s: *const u8, n: usize) {
+        let k = core::mem::size_of::<T>();
+        let (a, z) = (
+            read_unaligned(s.cast::<T>()),
+            read_unaligned(s.add(n - k).cast::<T>()),
+        );
+        write_unaligned(d.cast::<T>(), a);
+        write_unaligned(d.add(n - k).cast::<T>(), z);
+    }
+
     /// Copies `n <= 64` bytes: a head and a tail piece that overlap in the middle. Every load
     /// comes before the first store, so overlapping regions are copied correctly too.
     #[inline(always)]
@@ -68,30 +81,13 @@ mod x86_64 {
             store16(d.add(n - 32), y);
             store16(d.add(n - 16), z);
         } else if n >= 16 {
-            let (a, z) = (load16(s), load16(s.add(n - 16)));
-            store16(d, a);
-            store16(d.add(n - 16), z);
+            head_tail::<__m128i>(d, s, n);
         } else if n >= 8 {
-            let (a, z) = (
-                read_unaligned(s.cast::<u64>()),
-                read_unaligned(s.add(n - 8).cast()),
-            );
-            write_unaligned(d.cast::<u64>(), a);
-            write_unaligned(d.add(n - 8).cast::<u64>(), z);
+            head_tail::<u64>(d, s, n);
         } else if n >= 4 {
-            let (a, z) = (
-                read_unaligned(s.cast::<u32>()),
-                read_unaligned(s.add(n - 4).cast()),
-            );
-            write_unaligned(d.cast::<u32>(), a);
-            write_unaligned(d.add(n - 4).cast::<u32>(), z);
+            head_tail::<u32>(d, s, n);
         } else if n >= 2 {
-            let (a, z) = (
-                read_unaligned(s.cast::<u16>()),
-                read_unaligned(s.add(n - 2).cast()),
-            );
-            write_unaligned(d.cast::<u16>(), a);
-            write_unaligned(d.add(n - 2).cast::<u16>(), z);
+            head_tail::<u16>(d, s, n);
         } else if n == 1 {
             *d = *s;
         }
