@@ -304,14 +304,8 @@ async fn check(config: Config, wanted: &[String]) -> anyhow::Result<ExitCode> {
     }
     let outcomes = futures_util::future::join_all(runners.iter().map(|r| r.run())).await;
     for o in &outcomes {
-        let ms = o.duration.as_millis();
-        match &o.result {
-            Ok(_) => println!("{:<10} OK    {ms} ms", o.name),
-            Err(f) => {
-                failed = true;
-                println!("{:<10} FAIL  {ms} ms  {}: {}", o.name, f.stage, f.cause)
-            }
-        }
+        failed |= !o.is_ok();
+        println!("{}", server::dashboard::line(o));
     }
     Ok(if failed {
         ExitCode::FAILURE

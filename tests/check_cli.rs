@@ -46,6 +46,19 @@ fn all_pass_exits_zero_with_a_line_each() {
         "{out}"
     );
     assert!(!out.contains(&env_var("SUAI_TEST_MYSQL_PASSWORD")));
+    // What each backend reported: the server's version as its handshake gave it, the mode.
+    let db = lines.iter().find(|l| l.starts_with("database")).unwrap();
+    let version = db
+        .split_once("  server_version=")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no server_version: {db}"));
+    assert!(version.starts_with(|c: char| c.is_ascii_digit()), "{db}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("redis") && l.ends_with(" ms  mode=standalone")),
+        "{out}"
+    );
 }
 
 #[test]

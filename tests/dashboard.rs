@@ -83,6 +83,10 @@ fn dashboard_in_a_real_browser_shows_the_down_row_and_its_cause() {
             "{ok}: {r}"
         );
     }
+    assert!(
+        row(&dom, "database").contains("server_version="),
+        "a passing row says what answered"
+    );
     assert!(row(&dom, "s3").contains("not configured"));
     assert!(dom.contains("href=\"/logs\"") && dom.contains("href=\"/redis\""));
     assert!(dom.contains("1 failing"), "title summary: {dom}");

@@ -114,6 +114,17 @@ impl Outcome {
     pub fn is_ok(&self) -> bool {
         self.result.is_ok()
     }
+
+    /// A passing check's details as `key=value` pairs, space-separated (empty on failure): what
+    /// an operator compares against what they expected to reach (`server_version=8.0.35`,
+    /// `mode=cluster`).
+    pub fn detail(&self) -> String {
+        let Ok(details) = &self.result else {
+            return String::new();
+        };
+        let pairs: Vec<String> = details.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        pairs.join(" ")
+    }
 }
 
 /// When a connect-stage failure is really a name that does not resolve, says so.

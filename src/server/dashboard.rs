@@ -39,7 +39,7 @@ pub fn html(app: &App, outcomes: &[Outcome], refresh: Option<u32>) -> String {
         "<h1>suaicloudapp <span class=\"summary\" id=\"summary\">{title}</span></h1>"
     );
     h.push_str(&identity_block(app));
-    h.push_str("<div class=\"scroll\"><table id=\"checks\"><thead><tr><th>Backend</th><th>Status</th><th>Latency</th><th>Stage</th><th>Cause</th><th>Checked</th></tr></thead><tbody>");
+    h.push_str("<div class=\"scroll\"><table id=\"checks\"><thead><tr><th>Backend</th><th>Status</th><th>Latency</th><th>Stage</th><th>Cause or detail</th><th>Checked</th></tr></thead><tbody>");
     for o in outcomes {
         h.push_str(&row(o));
     }
@@ -85,7 +85,7 @@ fn row(o: &Outcome) -> String {
         .unwrap_or(0);
     let checked = humantime::format_rfc3339_seconds(o.checked_at);
     let (class, status, stage, cause) = match &o.result {
-        Ok(_) => ("ok", "OK", "", String::new()),
+        Ok(_) => ("ok", "OK", "", esc(&o.detail()).into_owned()),
         Err(f) => ("fail", "FAIL", f.stage.as_str(), esc(&f.cause).into_owned()),
     };
     format!(
@@ -106,11 +106,8 @@ pub fn text(app: &App, outcomes: &[Outcome]) -> String {
     }
     t.push('\n');
     for o in outcomes {
-        let ms = o.duration.as_millis();
-        let _ = match &o.result {
-            Ok(_) => writeln!(t, "{:<10} OK    {ms} ms", o.name),
-            Err(f) => writeln!(t, "{:<10} FAIL  {ms} ms  {}: {}", o.name, f.stage, f.cause),
-        };
+        t.push_str(&line(o));
+        t.push('\n');
     }
     for name in app.registry.known() {
         if !outcomes.iter().any(|o| o.name == *name) {
@@ -118,6 +115,19 @@ pub fn text(app: &App, outcomes: &[Outcome]) -> String {
         }
     }
     t
+}
+
+/// One backend on one line: name, `OK` or `FAIL`, latency, then the cause or the details.
+pub fn line(o: &Outcome) -> String {
+    let ms = o.duration.as_millis();
+    match &o.result {
+        Ok(_) => {
+            let detail = o.detail();
+            let sep = if detail.is_empty() { "" } else { "  " };
+            format!("{:<10} OK    {ms} ms{sep}{detail}", o.name)
+        }
+        Err(f) => format!("{:<10} FAIL  {ms} ms  {}: {}", o.name, f.stage, f.cause),
+    }
 }
 
 const STYLE: &str = "<style>\
