@@ -215,8 +215,7 @@ fn recovers_after_the_server_is_stopped_and_started_again() {
     eprintln!("recovered {:?} after restart", started.elapsed());
 }
 
-/// mysql_common finds the server's version with `regex::bytes`, which patches/regex provides on
-/// regex-lite: MariaDB's handshake says `5.5.5-10.x.y-MariaDB...`, so a wrong match would read
+/// mysql_common finds the server's version with `regex::bytes`: MariaDB's handshake says `5.5.5-10.x.y-MariaDB...`, so a wrong match would read
 /// 5.5.5, and no match 0.0.0. The client must read what `SELECT VERSION()` says.
 #[test]
 fn server_version_is_read_from_the_handshake() {

@@ -438,27 +438,3 @@ fn bad_config_exits_2_inside_the_root() {
     );
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
 }
-
-/// crates/memcopy's `memcpy` and `memmove` must be the ones linked: musl's own (a byte loop
-/// around `rep movsq`) was the process's hottest function under load. Its first instructions
-/// are looked up in the toolchain's libc.a first, so the check follows the musl that is linked.
-#[test]
-fn musl_memcpy_is_replaced() {
-    // mov %rdi,%rax; cmp $8,%rdx; jb ..; test $7,%edi: musl's src/string/x86_64/memcpy.s.
-    const MUSL_MEMCPY: &[u8] = b"\x48\x89\xf8\x48\x83\xfa\x08\x72\x14\xf7\xc7\x07\x00\x00\x00";
-    let sysroot = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .expect("run rustc --print sysroot");
-    let sysroot = String::from_utf8(sysroot.stdout).unwrap();
-    let libc = Path::new(sysroot.trim())
-        .join("lib/rustlib/x86_64-unknown-linux-musl/lib/self-contained/libc.a");
-    let contains = |hay: &[u8]| hay.windows(MUSL_MEMCPY.len()).any(|w| w == MUSL_MEMCPY);
-    let libc = std::fs::read(&libc).unwrap_or_else(|e| panic!("{}: {e}", libc.display()));
-    assert!(contains(&libc), "musl's memcpy changed: update MUSL_MEMCPY");
-    let elf = std::fs::read(static_bin()).unwrap();
-    assert!(
-        !contains(&elf),
-        "the static binary links musl's memcpy, not crates/memcopy's"
-    );
-}
