@@ -198,6 +198,8 @@ async fn serve(
     );
     let Signals { term, int, hup } =
         Signals::register().context("cannot install signal handlers")?;
+    let usr1 = signal(SignalKind::user_defined1()).context("cannot install signal handlers")?;
+    let reopener = tokio::spawn(logs::reopen_on_sigusr1(usr1, logs.clone()));
     let addr = (config.server.host.as_str(), config.server.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!(
@@ -225,6 +227,7 @@ async fn serve(
     ));
     server::serve(listener, state, shutdown_signal(term, int)).await;
     reloader.abort();
+    reopener.abort();
     info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -253,7 +256,7 @@ async fn reload_on_hup(
                 if !config.same_listener_and_log_file(&running) {
                     warn!("[server] and [logs] file changes take effect at the next restart");
                 }
-                if let Err(e) = logs.set_level(&config.logs.level) {
+                if let Err(e) = logs.attach(&config.logs) {
                     warn!("{e}");
                 }
                 let shared = state.load().shared.clone();

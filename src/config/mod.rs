@@ -92,6 +92,11 @@ pub struct LogsConfig {
     pub max_lines: Count,
     /// A `tracing` filter such as `info` or `suaicloudapp=debug`; `RUST_LOG` wins when set.
     pub level: String,
+    /// The file is rotated before a line would take it past this; 0: never (an external
+    /// logrotate does it, with SIGUSR1).
+    pub max_bytes: u64,
+    /// Rotated files kept (`file.1` is the newest); the oldest is overwritten.
+    pub keep: usize,
 }
 
 impl Default for LogsConfig {
@@ -102,9 +107,18 @@ impl Default for LogsConfig {
             token: None,
             max_lines: Count(5_000),
             level: "info".into(),
+            max_bytes: 64 * 1024 * 1024,
+            keep: 3,
         }
     }
 }
+
+/// The smallest `[logs] max_bytes`: one writer batch (64 KiB) fits, so a busy server rotates at
+/// most once per batch.
+pub const MIN_LOG_BYTES: u64 = 64 * 1024;
+
+/// The most rotated files `[logs] keep` may ask for; `/logs` opens each one.
+pub const MAX_LOG_KEEP: usize = 100;
 
 /// `[probes]`: budget and cache shared by every probe unless a section overrides the timeout.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -657,6 +671,18 @@ impl Config {
         }
         if self.logs.level.trim().is_empty() {
             return Err(invalid("[logs] level must not be empty".into()));
+        }
+        if self.logs.max_bytes != 0 && self.logs.max_bytes < MIN_LOG_BYTES {
+            return Err(invalid(format!(
+                "[logs] max_bytes must be 0 (no rotation) or at least {MIN_LOG_BYTES}, got {}",
+                self.logs.max_bytes
+            )));
+        }
+        if self.logs.keep > MAX_LOG_KEEP {
+            return Err(invalid(format!(
+                "[logs] keep must be at most {MAX_LOG_KEEP}, got {}",
+                self.logs.keep
+            )));
         }
         Ok(())
     }

@@ -197,7 +197,22 @@ async fn logs<B>(app: &App, req: &Request<B>) -> Response<Body> {
         Ok(n) => n,
         Err(msg) => return render::text(StatusCode::BAD_REQUEST, msg),
     };
+    // SECURITY: each answer holds up to 4 MiB until it is sent; a burst of requests must not
+    // multiply that.
+    let Some(slot) = crate::logs::try_reserve_tail() else {
+        let mut resp = render::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "busy: {} /logs answers are being read already; retry in a second\n",
+                crate::logs::MAX_TAILS
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    };
     let path: PathBuf = cfg.file.clone();
+    let keep = cfg.keep;
     // Lines still queued (up to the writer's rest) go to the file first, so the page shows
     // every request logged before this one; bounded, as a stalled stderr can hold the writer.
     let synced = tokio::time::timeout(
@@ -209,8 +224,11 @@ async fn logs<B>(app: &App, req: &Request<B>) -> Response<Body> {
             "the log writer is stuck (stderr not draining?); /logs shows the file as it is"
         );
     }
-    match tokio::task::spawn_blocking(move || crate::logs::tail(&path, lines)).await {
-        Ok(Ok(text)) => render::text(StatusCode::OK, text),
+    match tokio::task::spawn_blocking(move || crate::logs::tail(&path, keep, lines)).await {
+        Ok(Ok(text)) => render::text(
+            StatusCode::OK,
+            bytes::Bytes::from_owner(crate::logs::TailBody::new(text, slot)),
+        ),
         Ok(Err(e)) => render::text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(
