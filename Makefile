@@ -4,10 +4,12 @@
 #               whole test suite (tests/static_binary.rs and tests/packer.rs use that build)
 #   make static the static release binary target/x86_64-unknown-linux-musl/release/suaicloudapp
 #               (installs musl-tools, packer and the rustup target when missing)
+#   make image  dist/suaicloudapp-<version>-<arch>.oci.tar: an OCI image (FROM scratch) of the
+#               static binary, without a container daemon (scripts/oci_image.py)
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
 #   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
 #               (also part of `make test`, through tests/vm_rehearsal.rs)
-.PHONY: run test env env-down lint build release static bench vm-rehearsal
+.PHONY: run test env env-down lint build release static image bench vm-rehearsal
 
 env:
 	scripts/test-env.sh up
@@ -25,8 +27,19 @@ lint:
 static:
 	scripts/build-static.sh
 
-# Prerequisites run in this order (env, lint, static), then the tests.
-test: env lint static
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+# One archive per architecture whose static release build exists (x86_64 always, via static).
+image: static
+	for arch in x86_64 aarch64; do \
+		bin=target/$$arch-unknown-linux-musl/release/suaicloudapp; \
+		[ -f $$bin ] || continue; \
+		python3 scripts/oci_image.py --binary $$bin --arch $$arch --version $(VERSION) \
+			--out dist/suaicloudapp-$(VERSION)-$$arch.oci.tar || exit 1; \
+	done
+
+# Prerequisites run in this order (env, lint, static, image), then the tests.
+test: env lint static image
 	cargo test --workspace --all-targets
 
 env-down:

@@ -6,6 +6,9 @@
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod ecs;
+pub mod fetch;
+pub mod healthcheck;
 pub mod identity;
 pub mod logs;
 pub mod metrics;
@@ -98,7 +101,14 @@ fn no_huge_pages() {
     }
 }
 
-async fn run_command(cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {
+async fn run_command(mut cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {
+    // Before the config: a container's health command must not depend on it.
+    let command = match cli.command.take() {
+        Some(Command::Healthcheck { url, timeout_ms }) => {
+            return healthcheck::run(&url, Duration::from_millis(timeout_ms)).await;
+        }
+        other => other.unwrap_or(Command::Serve),
+    };
     let source = match ConfigSource::parse(&cli.config) {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
@@ -108,9 +118,10 @@ async fn run_command(cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {
         Ok(pair) => pair,
         Err(e) => return config_failure(&e),
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::Serve => serve(config, loaded, source, opts, logs.clone()).await,
         Command::Check { backends } => check(config, &backends).await,
+        Command::Healthcheck { .. } => Ok(ExitCode::SUCCESS),
         Command::Config { action } => {
             match action {
                 ConfigAction::Validate => println!("{}: ok", loaded.origin),

@@ -4,6 +4,7 @@
 //! seed schema has a default, so the seed file keeps working unchanged. Bad input becomes a
 //! [`ConfigError`] naming the file, line and column; this module never starts anything.
 
+pub mod auth;
 pub mod source;
 
 use crate::secret::Secret;
@@ -12,6 +13,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use auth::AuthConfig;
 pub use source::{ConfigSource, FetchOptions, Loaded};
 
 /// The whole configuration. Backend sections are optional: an absent one means "not configured".
@@ -47,6 +49,9 @@ pub struct Config {
     /// `[[http]]`: any number of HTTP(S) endpoints, each its own page `/http/<name>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpCheck>,
+    /// `[auth]`: ALB sign-in for the detailed pages; absent means they are open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
 }
 
 /// `[server]`: where to listen and how to protect the listener.
@@ -654,6 +659,9 @@ impl Config {
                     h.name
                 )));
             }
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate().map_err(invalid)?;
         }
         if self.logs.level.trim().is_empty() {
             return Err(invalid("[logs] level must not be empty".into()));

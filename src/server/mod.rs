@@ -1,6 +1,7 @@
 //! The listener: accepts connections, caps how many are open, times out slow request heads,
 //! logs one line per request, and drains in-flight requests on shutdown.
 
+pub mod auth;
 pub mod dashboard;
 mod head_deadline;
 pub mod render;
@@ -39,6 +40,8 @@ pub struct App {
     /// Where the config came from and its ETag, for the dashboard.
     pub origin: String,
     pub etag: Option<String>,
+    /// `[auth]`: ALB sign-in for the detailed pages, with its key cache.
+    pub auth: Option<auth::AlbAuth>,
     pub shared: Shared,
 }
 
@@ -59,6 +62,7 @@ impl App {
             server: config.server.clone(),
             origin: loaded.origin.clone(),
             etag: loaded.etag.clone(),
+            auth: config.auth.as_ref().map(auth::AlbAuth::new),
             shared,
         }
     }
@@ -174,10 +178,7 @@ fn answered<B>(
     );
     if let Some(id) = app.shared.identity.get() {
         let h = resp.headers_mut();
-        for (name, value) in [
-            ("x-instance-id", &id.instance_id),
-            ("x-availability-zone", &id.availability_zone),
-        ] {
+        for (name, value) in id.headers() {
             if let Ok(v) = HeaderValue::from_str(value) {
                 h.insert(name, v);
             }
