@@ -258,6 +258,9 @@ ensure_packages() {
     have systemd-analyze || pkgs+=(systemd)
     # Dashboard tests (tests/dashboard.rs): Debian's headless Chromium renders the page.
     have chromium || pkgs+=(chromium)
+    # ALB sign-in tests (tests/alb_auth.rs) sign ES256 tokens; the image test needs the CA bundle.
+    python3 -c 'import cryptography' 2>/dev/null || pkgs+=(python3-cryptography)
+    [[ -f /etc/ssl/certs/ca-certificates.crt ]] || pkgs+=(ca-certificates)
     apt_install "${pkgs[@]}"
 }
 
