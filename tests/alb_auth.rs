@@ -181,6 +181,13 @@ fn detailed_pages_need_a_valid_alb_token() {
         assert_eq!(r.body, format!("unauthorized: {reason}\n"), "{name}");
     }
 
+    // An unknown key id is asked for once, then remembered.
+    let again = with_token(&app, "/logs", keys.token("unknown_kid"));
+    assert_eq!(
+        again.body,
+        "unauthorized: sign-in token names an unknown key id\n"
+    );
+
     // The bearer token of [logs] does not open /logs once [auth] is set.
     let bearer = app.request(
         "GET",
@@ -239,4 +246,30 @@ fn a_bad_alb_arn_is_refused_at_load() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[auth] alb_arn"), "{err}");
+}
+
+#[test]
+fn a_hung_key_server_refuses_within_the_key_timeout() {
+    let keys = Keys::start();
+    let hung = common::HungServer::start();
+    let config = keys.config("key_timeout_ms = 300\n").replace(
+        &format!("127.0.0.1:{}/", keys.server.port),
+        &format!("127.0.0.1:{}/", hung.port),
+    );
+    let app = App::start("alb-hung-keys", &config);
+    let r = with_token(&app, "/logs", keys.token("valid"));
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body
+            .starts_with("unauthorized: sign-in key unavailable: no answer from")
+            && r.body.contains("within 300 ms"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.elapsed < std::time::Duration::from_secs(2),
+        "{:?}",
+        r.elapsed
+    );
+    assert_eq!(app.get("/health").status, 200);
 }

@@ -20,15 +20,20 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The header the ALB forwards with the user's claims, signed.
 pub const HEADER: &str = "x-amzn-oidc-data";
 
-/// Keys kept at most; the ALB rotates few, so a full cache means junk key ids: start over.
+/// Keys kept at most. Only keys the endpoint really published get in, and the ALB rotates
+/// few, so this is never reached in practice; if it is, the cache starts over.
 const MAX_KEYS: usize = 32;
+
+/// Key ids the endpoint did not know, remembered so a flood of made-up ids costs one
+/// outbound request each at most once; cleared when full.
+const MAX_UNKNOWN: usize = 256;
 
 /// A published key is a short PEM; anything larger is not one.
 const MAX_KEY_BYTES: usize = 8 * 1024;
@@ -92,6 +97,8 @@ pub struct AlbAuth {
     fetcher: Fetcher,
     /// Key id -> the raw 65-byte public point.
     keys: Mutex<HashMap<String, Arc<[u8]>>>,
+    /// Key ids the endpoint answered 403/404 for.
+    unknown: Mutex<HashSet<String>>,
 }
 
 impl AlbAuth {
@@ -104,6 +111,7 @@ impl AlbAuth {
             protect_metrics: cfg.protect_metrics,
             fetcher: Fetcher::new(),
             keys: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(HashSet::new()),
         }
     }
 
@@ -159,6 +167,9 @@ impl AlbAuth {
         if let Some(k) = self.keys.lock().expect("key cache").get(kid) {
             return Ok(k.clone());
         }
+        if self.unknown.lock().expect("unknown keys").contains(kid) {
+            return Err(Denied::UnknownKey);
+        }
         let url = format!("{}{kid}", self.key_base);
         let pem = match self
             .fetcher
@@ -168,7 +179,14 @@ impl AlbAuth {
             Ok(pem) => pem,
             Err(crate::fetch::FetchError::Status {
                 status: 403 | 404, ..
-            }) => return Err(Denied::UnknownKey),
+            }) => {
+                let mut unknown = self.unknown.lock().expect("unknown keys");
+                if unknown.len() >= MAX_UNKNOWN {
+                    unknown.clear();
+                }
+                unknown.insert(kid.to_string());
+                return Err(Denied::UnknownKey);
+            }
             Err(e) => return Err(Denied::KeyFetch(e.to_string())),
         };
         let point: Arc<[u8]> = p256_point(&pem)
