@@ -279,3 +279,34 @@ fn the_unpacked_image_serves_the_backends_as_its_user() {
     .unwrap();
     assert!(status.success(), "healthcheck in the image: {status:?}");
 }
+
+#[test]
+fn the_archive_is_reproducible() {
+    let dir = scratch_dir("image-repro");
+    // The script's behaviour, not the binary's size, is under test: a small stand-in file.
+    let bin = dir.join("bin");
+    std::fs::write(&bin, b"\x7fELF not really a binary").unwrap();
+    let build = |out: &str, epoch: &str| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/oci_image.py");
+        let ok = Command::new("python3")
+            .arg(script)
+            .args(["--binary", bin.to_str().unwrap(), "--arch", "x86_64"])
+            .args([
+                "--version",
+                "9.9.9",
+                "--out",
+                dir.join(out).to_str().unwrap(),
+            ])
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "oci_image.py failed");
+        std::fs::read(dir.join(out)).unwrap()
+    };
+    let a = build("a.tar", "1700000000");
+    let b = build("b.tar", "1700000000");
+    assert!(a == b, "two builds from the same inputs differ");
+    let c = build("c.tar", "1700000001");
+    assert!(a != c, "SOURCE_DATE_EPOCH is not used");
+}
