@@ -4,10 +4,14 @@
 #               whole test suite (tests/static_binary.rs and tests/packer.rs use that build)
 #   make static the static release binary target/x86_64-unknown-linux-musl/release/suaicloudapp
 #               (installs musl-tools, packer and the rustup target when missing)
+#   make static-aarch64  the same for Graviton: target/aarch64-unknown-linux-musl/release/...
+#               (installs gcc-aarch64-linux-gnu and qemu-user-static; tests/aarch64.rs runs it)
+#   make dist   release artifacts in dist/: both static binaries, named with the version, and
+#               SHA256SUMS (scripts/dist.sh)
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
 #   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
 #               (also part of `make test`, through tests/vm_rehearsal.rs)
-.PHONY: run test env env-down lint build release static bench vm-rehearsal
+.PHONY: run test env env-down lint build release static static-aarch64 dist bench vm-rehearsal
 
 env:
 	scripts/test-env.sh up
@@ -25,8 +29,14 @@ lint:
 static:
 	scripts/build-static.sh
 
-# Prerequisites run in this order (env, lint, static), then the tests.
-test: env lint static
+static-aarch64:
+	scripts/build-static.sh aarch64-unknown-linux-musl
+
+dist:
+	scripts/dist.sh
+
+# Prerequisites run in this order (env, lint, static, static-aarch64), then the tests.
+test: env lint static static-aarch64
 	cargo test --workspace --all-targets
 
 env-down:
