@@ -4,6 +4,7 @@
 //! seed schema has a default, so the seed file keeps working unchanged. Bad input becomes a
 //! [`ConfigError`] naming the file, line and column; this module never starts anything.
 
+pub mod last_good;
 pub mod source;
 
 use crate::secret::Secret;

@@ -72,7 +72,7 @@ fn identity_block(app: &App) -> String {
         field(id.map(|i| &i.availability_zone)),
         field(id.map(|i| &i.region)),
         env!("CARGO_PKG_VERSION"),
-        esc(&app.origin),
+        super::config_source::html(app),
         field(app.etag.as_ref()),
     )
 }
@@ -105,6 +105,10 @@ pub fn text(app: &App, outcomes: &[Outcome]) -> String {
         let _ = write!(t, " on {} ({})", id.instance_id, id.availability_zone);
     }
     t.push('\n');
+    if let Some(config) = super::config_source::text(app) {
+        t.push_str(&config);
+        t.push('\n');
+    }
     for o in outcomes {
         t.push_str(&line(o));
         t.push('\n');

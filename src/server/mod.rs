@@ -1,6 +1,7 @@
 //! The listener: accepts connections, caps how many are open, times out slow request heads,
 //! logs one line per request, and drains in-flight requests on shutdown.
 
+pub mod config_source;
 pub mod dashboard;
 mod head_deadline;
 pub mod render;
@@ -39,6 +40,8 @@ pub struct App {
     /// Where the config came from and its ETag, for the dashboard.
     pub origin: String,
     pub etag: Option<String>,
+    /// Set while the config is the last known good copy, not S3's object.
+    pub fallback: Option<crate::config::last_good::Fallback>,
     pub shared: Shared,
 }
 
@@ -59,6 +62,7 @@ impl App {
             server: config.server.clone(),
             origin: loaded.origin.clone(),
             etag: loaded.etag.clone(),
+            fallback: loaded.fallback.clone(),
             shared,
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod imds;
 pub mod load;
+pub mod moto;
 pub mod servers;
 #[allow(unused_imports)]
 pub use servers::{OwnMariaDb, OwnRedis};
