@@ -59,9 +59,10 @@ pub fn run(cli: Cli) -> ExitCode {
 /// (`spawn_blocking`) has its own threads either way.
 ///
 /// Both thread counts are capped, so the process's tasks and memory do not grow with the
-/// instance size: the unit's `TasksMax=` and `MemoryMax=` are sized from these caps. One worker
-/// answers /health at about 170,000 requests/s (bench/RESULTS.md), far beyond what a load
-/// balancer sends; blocking threads only run DNS lookups, log tails and file reads.
+/// instance size: the unit's `TasksMax=` and `MemoryMax=` are sized from these caps. Eight
+/// workers are far more than a load balancer's health checks and an operator's pages need
+/// (bench/RESULTS.md: one pinned CPU answers about 170,000 /health requests a second); blocking
+/// threads only run DNS look-ups, log tails and file reads.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     const MAX_WORKERS: usize = 8;
     const MAX_BLOCKING: usize = 64;
