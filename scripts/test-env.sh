@@ -256,6 +256,8 @@ ensure_packages() {
     [[ -x /usr/bin/aws ]] || pkgs+=(awscli)
     have shellcheck || pkgs+=(shellcheck)
     have systemd-analyze || pkgs+=(systemd)
+    # tests/least_privilege.rs loads the unit's SystemCallFilter= with libseccomp's Python binding.
+    /usr/bin/python3 -c 'import seccomp' 2>/dev/null || pkgs+=(python3-seccomp)
     # Dashboard tests (tests/dashboard.rs): Debian's headless Chromium renders the page.
     have chromium || pkgs+=(chromium)
     # ALB sign-in tests (tests/alb_auth.rs) sign ES256 tokens; the image test needs the CA bundle.

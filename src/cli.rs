@@ -48,6 +48,18 @@ pub struct Cli {
     )]
     pub state_dir: Option<std::path::PathBuf>,
 
+    /// While the last known good copy of an s3:// config is served (S3 unreadable at boot),
+    /// the longest wait between two background fetches (backoff from 1 s, doubling).
+    #[arg(
+        long,
+        global = true,
+        env = "SUAICLOUDAPP_CONFIG_RETRY_MAX_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..),
+        value_name = "SECS"
+    )]
+    pub config_retry_max_secs: u64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

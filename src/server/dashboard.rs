@@ -86,7 +86,7 @@ fn identity_block(app: &App) -> String {
         field(id.map(|i| &i.availability_zone)),
         field(id.map(|i| &i.region)),
         env!("CARGO_PKG_VERSION"),
-        esc(&app.origin),
+        super::config_source::html(app),
         field(app.etag.as_ref()),
     )
 }
@@ -130,6 +130,10 @@ pub fn text(app: &App, outcomes: &[Outcome]) -> String {
         }
     }
     t.push('\n');
+    if let Some(config) = super::config_source::text(app) {
+        t.push_str(&config);
+        t.push('\n');
+    }
     for o in outcomes {
         t.push_str(&line(o));
         t.push('\n');

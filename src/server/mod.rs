@@ -2,6 +2,7 @@
 //! logs one line per request, and drains in-flight requests on shutdown.
 
 pub mod auth;
+pub mod config_source;
 pub mod dashboard;
 mod head_deadline;
 pub mod render;
@@ -42,6 +43,8 @@ pub struct App {
     pub etag: Option<String>,
     /// `[auth]`: ALB sign-in for the detailed pages, with its key cache.
     pub auth: Option<auth::AlbAuth>,
+    /// Set while the config is the last known good copy, not S3's object.
+    pub fallback: Option<crate::config::last_good::Fallback>,
     pub shared: Shared,
 }
 
@@ -63,6 +66,7 @@ impl App {
             origin: loaded.origin.clone(),
             etag: loaded.etag.clone(),
             auth: config.auth.as_ref().map(auth::AlbAuth::new),
+            fallback: loaded.fallback.clone(),
             shared,
         }
     }

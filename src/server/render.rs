@@ -65,6 +65,11 @@ pub const HEALTH_JSON: &str = "application/health+json";
 /// with `componentType`, `observedValue` (latency, ms), `time` and, on failure, `output`.
 /// Pass answers 200, fail 503.
 pub fn health_json(outcomes: &[Outcome], instance_id: Option<&str>) -> Response<Body> {
+    json(health_doc(outcomes, instance_id))
+}
+
+/// The document [`health_json`] sends, for a page that adds its own fields.
+pub fn health_doc(outcomes: &[Outcome], instance_id: Option<&str>) -> serde_json::Value {
     let all_ok = outcomes.iter().all(Outcome::is_ok);
     let mut checks = serde_json::Map::new();
     for o in outcomes {
@@ -96,7 +101,12 @@ pub fn health_json(outcomes: &[Outcome], instance_id: Option<&str>) -> Response<
     if !outcomes.is_empty() {
         doc["checks"] = serde_json::Value::Object(checks);
     }
-    let status = if all_ok {
+    doc
+}
+
+/// A health document as `application/health+json`: 200 when its `status` is `pass`, else 503.
+pub fn json(doc: serde_json::Value) -> Response<Body> {
+    let status = if doc["status"] == "pass" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

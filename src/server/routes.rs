@@ -116,7 +116,11 @@ async fn dashboard<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) ->
         StatusCode::SERVICE_UNAVAILABLE
     };
     match negotiate(req) {
-        Format::Json => render::health_json(&outcomes, instance_id),
+        Format::Json => {
+            let mut doc = render::health_doc(&outcomes, instance_id);
+            doc["config_source"] = super::config_source::json(app);
+            render::json(doc)
+        }
         Format::Html => {
             let refresh = query_param(req.uri().query(), "refresh")
                 .and_then(|v| v.parse::<u32>().ok())

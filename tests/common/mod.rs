@@ -4,6 +4,7 @@
 
 pub mod imds;
 pub mod load;
+pub mod moto;
 pub mod servers;
 pub mod userdata;
 #[allow(unused_imports)]
