@@ -62,6 +62,22 @@ pub async fn lookup_ecs() -> Option<Identity> {
 /// Filled once IMDS has answered; shared by every request.
 pub type SharedIdentity = Arc<OnceLock<Identity>>;
 
+/// The identity this process found, for code that has no [`SharedIdentity`] at hand.
+static CURRENT: OnceLock<Identity> = OnceLock::new();
+
+/// A name unique to this instance: its EC2 instance id once IMDS has answered, else the host
+/// name (unique within a VPC), so instances never write each other's probe items.
+pub fn instance_name() -> String {
+    if let Some(id) = CURRENT.get() {
+        return id.instance_id.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("pid-{}", std::process::id()))
+}
+
 /// The whole look-up's budget: three small GETs and a token PUT.
 const BUDGET: Duration = Duration::from_secs(3);
 
@@ -147,6 +163,7 @@ pub fn spawn_lookup(slot: SharedIdentity) {
                 region = %id.region,
                 "instance identity"
             );
+            let _ = CURRENT.set(id.clone());
             let _ = slot.set(id);
         }
     });

@@ -8,7 +8,7 @@ pub mod auth;
 pub mod last_good;
 pub mod source;
 
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretUrl};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -376,7 +376,8 @@ pub struct LambdaConfig {
 pub struct HttpCheck {
     /// The page is `/http/<name>`: letters, digits, `-` and `_`.
     pub name: PageName,
-    pub url: String,
+    /// Its userinfo and query values are secrets: shown as `***` everywhere.
+    pub url: SecretUrl,
     #[serde(default)]
     pub method: HttpMethod,
     /// The exact status expected; any 2xx when unset. Redirects are never followed.
@@ -638,14 +639,15 @@ impl Config {
             }
         }
         for (i, h) in self.http.iter().enumerate() {
-            if !(h.url.starts_with("http://") || h.url.starts_with("https://"))
-                || h.url.parse::<hyper::Uri>().is_err()
+            let url = h.url.expose();
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.parse::<hyper::Uri>().is_err()
             {
                 return Err(invalid(format!(
-                    "[[http]] entry {} ({}): url {:?} must be an absolute http:// or https:// URL",
+                    "[[http]] entry {} ({}): url \"{}\" must be an absolute http:// or https:// URL",
                     i + 1,
                     h.name,
-                    h.url
+                    h.url.redacted()
                 )));
             }
             if self.http[..i].iter().any(|o| o.name == h.name) {

@@ -62,7 +62,8 @@ pub fn outcome(o: &Outcome) -> Response<Body> {
 pub const HEALTH_JSON: &str = "application/health+json";
 
 /// Outcomes in the draft's shape: `status`, and `checks` keyed `<backend>:responseTime`, each
-/// with `componentType`, `observedValue` (latency, ms), `time` and, on failure, `output`.
+/// with `componentType`, `observedValue` (latency, ms), `time` and, on failure, `output` (on
+/// success, `details`: what the backend reported).
 /// Pass answers 200, fail 503.
 pub fn health_json(outcomes: &[Outcome], instance_id: Option<&str>) -> Response<Body> {
     json(health_doc(outcomes, instance_id))
@@ -81,8 +82,18 @@ pub fn health_doc(outcomes: &[Outcome], instance_id: Option<&str>) -> serde_json
             "status": if o.is_ok() { "pass" } else { "fail" },
             "time": humantime::format_rfc3339_millis(o.checked_at).to_string(),
         });
-        if let Err(f) = &o.result {
-            c["output"] = format!("{}: {}", f.stage, f.cause).into();
+        match &o.result {
+            Err(f) => c["output"] = format!("{}: {}", f.stage, f.cause).into(),
+            // What a passing backend reported (`server_version`, `tls`...): an extension
+            // field, as the draft keeps `output` for failures.
+            Ok(details) if !details.is_empty() => {
+                let map: serde_json::Map<String, serde_json::Value> = details
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone().into()))
+                    .collect();
+                c["details"] = map.into();
+            }
+            Ok(_) => {}
         }
         checks.insert(
             format!("{}:responseTime", o.name),
