@@ -9,16 +9,18 @@
 //! running config no longer is the copy (it swapped one in, or a SIGHUP did).
 
 use crate::config::{Config, ConfigSource, FetchOptions, Loaded};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
 /// Fetches until S3 gives a good config, then calls `swap` with it once. `serving_copy` says
-/// whether the config running now still is the last known good copy.
+/// whether the config running now still is the last known good copy; `attempts` counts the
+/// fetches for the dashboard.
 pub async fn until_fetched(
     source: ConfigSource,
     opts: FetchOptions,
-    attempts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    attempts: Arc<AtomicU64>,
     serving_copy: impl Fn() -> bool,
     swap: impl FnOnce(Config, Loaded),
 ) {

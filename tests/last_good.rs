@@ -124,7 +124,10 @@ fn a_boot_without_s3_serves_the_last_good_copy_until_s3_has_a_good_object() {
         config_source(&app),
         app.stderr()
     );
-    assert!(app.stderr().contains("S3 is readable again"));
+    // The log reaches stderr through its writer thread, a moment after the swap.
+    app.wait_stderr(Duration::from_secs(5), |e| {
+        e.contains("S3 is readable again")
+    });
     assert_eq!(kept_copy(&state), second);
     drop(app);
 

@@ -110,8 +110,9 @@ fn probing_config() -> String {
     )
 }
 
-/// Runs `program` (None: the debug binary under test) under the unit's filter through start,
-/// every probe, /logs, /metrics, a SIGHUP reload and a SIGTERM drain.
+/// Runs `program` (None: the debug binary under test) under the unit's filter through start
+/// (the config fetched from S3 and kept in the state directory, as on EC2), every probe,
+/// /logs, /metrics, a SIGHUP reload and a SIGTERM drain.
 fn serves_under_the_units_filter(name: &str, program: Option<&Path>) {
     let allowed = allowed_calls();
     for call in ["read", "prctl", "execve", "socket"] {
@@ -134,7 +135,12 @@ fn serves_under_the_units_filter(name: &str, program: Option<&Path>) {
     }
     let list = scratch_dir(name).join("allowed-syscalls");
     std::fs::write(&list, allowed.into_iter().collect::<Vec<_>>().join("\n")).unwrap();
-    let mut envs = vec![];
+    let key = format!("least-privilege/{name}-{}.toml", std::process::id());
+    let bucket = env_var("SUAI_TEST_BUCKET");
+    let moto = env_var("SUAI_TEST_MOTO_URL");
+    common::moto::put_object(&moto, &bucket, &key, &probing_config());
+    let config = format!("s3://{bucket}/{key}");
+    let mut envs = vec![("AWS_ENDPOINT_URL", moto.as_str())];
     if let Some(p) = program {
         envs.push(("SECCOMP_PROGRAM", p.to_str().unwrap()));
     }
@@ -146,11 +152,15 @@ fn serves_under_the_units_filter(name: &str, program: Option<&Path>) {
             list.to_str().unwrap(),
         ],
         name,
-        Some(&probing_config()),
-        &["--config", "config.toml", "serve"],
+        None,
+        &["--config", &config, "--state-dir", "state", "serve"],
         &envs,
     )
     .wait_listening(Duration::from_secs(30));
+    assert_eq!(
+        std::fs::read_to_string(app.dir.join("state/config.toml")).unwrap(),
+        probing_config()
+    );
 
     let r = app.request("GET", "/", &[("Accept", "text/plain")]);
     for backend in ["database", "redis", "s3", "dynamodb"] {

@@ -62,30 +62,35 @@ impl OwnMoto {
     /// Creates `bucket` when missing and puts `body` at `key`; returns the object's ETag
     /// without quotes.
     pub fn put(&self, bucket: &str, key: &str, body: &str) -> String {
-        let script = format!(
-            "import boto3,sys\n\
-             s=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='testing',aws_secret_access_key='testing')\n\
-             b,k=sys.argv[1],sys.argv[2]\n\
-             if b not in [x['Name'] for x in s.list_buckets()['Buckets']]: s.create_bucket(Bucket=b)\n\
-             print(s.put_object(Bucket=b,Key=k,Body=sys.stdin.buffer.read())['ETag'].strip('\"'))\n",
-            self.url()
-        );
-        let mut child = Command::new(venv_python())
-            .args(["-c", &script, bucket, key])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(body.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "boto3 put {bucket}/{key}");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        put_object(&self.url(), bucket, key, body)
     }
+}
+
+/// Puts `body` at `bucket`/`key` on the moto server at `endpoint` (creating the bucket when
+/// missing) with boto3; returns the object's ETag without quotes.
+pub fn put_object(endpoint: &str, bucket: &str, key: &str, body: &str) -> String {
+    let script = format!(
+        "import boto3,sys\n\
+         s=boto3.client('s3',endpoint_url='{endpoint}',region_name='us-east-1',aws_access_key_id='testing',aws_secret_access_key='testing')\n\
+         b,k=sys.argv[1],sys.argv[2]\n\
+         if b not in [x['Name'] for x in s.list_buckets()['Buckets']]: s.create_bucket(Bucket=b)\n\
+         print(s.put_object(Bucket=b,Key=k,Body=sys.stdin.buffer.read())['ETag'].strip('\"'))\n"
+    );
+    let mut child = Command::new(venv_python())
+        .args(["-c", &script, bucket, key])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "boto3 put {bucket}/{key}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 impl Drop for OwnMoto {
