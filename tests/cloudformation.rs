@@ -67,7 +67,7 @@ fn unit_start_timeout() -> u64 {
     let value = unit
         .lines()
         .filter_map(|l| l.trim().strip_prefix("TimeoutStartSec="))
-        .last()
+        .next_back()
         .expect("TimeoutStartSec= in the unit");
     value
         .trim_end_matches('s')
