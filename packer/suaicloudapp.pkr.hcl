@@ -91,6 +91,9 @@ build {
       "sudo install -o root -g root -m 0755 /tmp/suaicloudapp /usr/local/bin/suaicloudapp",
       "sudo install -o root -g root -m 0644 /tmp/suaicloudapp.service /etc/systemd/system/suaicloudapp.service",
       "sudo install -d -o root -g root -m 0755 /etc/suaicloudapp",
+      # The RDS CA bundle, for [database] tls = "verify-identity" / [postgres] sslmode = "verify-full".
+      "sudo curl -fsSL -o /etc/suaicloudapp/rds-global-bundle.pem https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
+      "sudo chmod 0644 /etc/suaicloudapp/rds-global-bundle.pem",
       "rm -f /tmp/suaicloudapp /tmp/suaicloudapp.service",
       "/usr/local/bin/suaicloudapp --version",
       "sudo systemctl daemon-reload",
