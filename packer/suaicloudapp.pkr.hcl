@@ -142,6 +142,9 @@ build {
       "sudo install -o root -g root -m 0755 /tmp/${local.dist_name} /usr/local/bin/suaicloudapp",
       "sudo install -o root -g root -m 0644 /tmp/suaicloudapp.service /etc/systemd/system/suaicloudapp.service",
       "sudo install -d -o root -g root -m 0755 /etc/suaicloudapp",
+      # The RDS CA bundle, for [database] tls = "verify-identity" / [postgres] sslmode = "verify-full".
+      "sudo curl -fsSL -o /etc/suaicloudapp/rds-global-bundle.pem https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
+      "sudo chmod 0644 /etc/suaicloudapp/rds-global-bundle.pem",
       "rm -f /tmp/${local.dist_name} /tmp/SHA256SUMS /tmp/suaicloudapp.sha256 /tmp/suaicloudapp.service",
       "sudo systemctl daemon-reload",
       "sudo systemctl enable suaicloudapp",

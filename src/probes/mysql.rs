@@ -15,6 +15,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{
     DriverError, Error, IoError, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub struct MysqlProbe {
     /// The pool in use; `preferred` swaps in a plain pool when the server offers no TLS.
     pool: Mutex<Pool>,
     plain: OptsBuilder,
+    /// True once `preferred` fell back to the plain pool (the server offered no TLS).
+    went_plain: AtomicBool,
 }
 
 impl MysqlProbe {
@@ -64,6 +67,7 @@ impl MysqlProbe {
             budget,
             pool: Mutex::new(Pool::new(opts)),
             plain,
+            went_plain: AtomicBool::new(false),
         }
     }
 
@@ -78,6 +82,7 @@ impl MysqlProbe {
             {
                 // `preferred` means TLS when offered: this server offers none, so go plain.
                 let plain = Pool::new(self.plain.clone());
+                self.went_plain.store(true, Ordering::Relaxed);
                 let old = std::mem::replace(
                     &mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()),
                     plain.clone(),
@@ -110,7 +115,15 @@ impl MysqlProbe {
                         .query_first::<(String, String), _>("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
                         .await
                         .map_err(Staged::Query)?;
-                    let encrypted = cipher.is_some_and(|(_, c)| !c.is_empty());
+                    // No row (a server whose status variables are off): the driver's own rule
+                    // decides, as it refuses a plain session whenever TLS options are set.
+                    let encrypted = match cipher {
+                        Some((_, c)) => !c.is_empty(),
+                        None => {
+                            self.tls != MysqlTls::Disabled
+                                && !self.went_plain.load(Ordering::Relaxed)
+                        }
+                    };
                     return Ok((
                         format!("{}.{}.{}", version.0, version.1, version.2),
                         encrypted,
