@@ -8,10 +8,12 @@
 #               (installs gcc-aarch64-linux-gnu and qemu-user-static; tests/aarch64.rs runs it)
 #   make dist   release artifacts in dist/: both static binaries, named with the version, and
 #               SHA256SUMS (scripts/dist.sh)
+#   make embed  refresh the embedded copies: the unit inside user-data.sh, user-data.sh inside
+#               deploy/cloudformation.yaml (scripts/sync-embedded.sh; tests fail when stale)
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
 #   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
 #               (also part of `make test`, through tests/vm_rehearsal.rs)
-.PHONY: run test env env-down lint build release static static-aarch64 dist bench vm-rehearsal
+.PHONY: run test env env-down lint build release static static-aarch64 dist embed bench vm-rehearsal
 
 env:
 	scripts/test-env.sh up
@@ -34,6 +36,9 @@ static-aarch64:
 
 dist:
 	scripts/dist.sh
+
+embed:
+	scripts/sync-embedded.sh
 
 # Prerequisites run in this order (env, lint, static, static-aarch64), then the tests.
 test: env lint static static-aarch64
