@@ -10,10 +10,12 @@
 #               SHA256SUMS (scripts/dist.sh)
 #   make image  dist/suaicloudapp-<version>-<arch>.oci.tar: an OCI image (FROM scratch) of each
 #               static binary built, without a container daemon (scripts/oci_image.py)
+#   make embed  refresh the embedded copies: the unit inside user-data.sh, user-data.sh inside
+#               deploy/cloudformation.yaml (scripts/sync-embedded.sh; tests fail when stale)
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
 #   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
 #               (also part of `make test`, through tests/vm_rehearsal.rs)
-.PHONY: run test env env-down lint build release static static-aarch64 dist image bench vm-rehearsal
+.PHONY: run test env env-down lint build release static static-aarch64 dist image embed bench vm-rehearsal
 
 env:
 	scripts/test-env.sh up
@@ -47,6 +49,9 @@ image: static
 		python3 scripts/oci_image.py --binary $$bin --arch $$arch --version $(VERSION) \
 			--out dist/suaicloudapp-$(VERSION)-$$arch.oci.tar || exit 1; \
 	done
+
+embed:
+	scripts/sync-embedded.sh
 
 # Prerequisites run in this order (env, lint, static, static-aarch64, image), then the tests.
 test: env lint static static-aarch64 image

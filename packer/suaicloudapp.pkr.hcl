@@ -56,8 +56,8 @@ locals {
   }
   arch = local.arches[var.arch]
   # The first line-start `version = "..."` of Cargo.toml is the [package] one (regex_replace:
-  # Packer 1.6.6 has no regex()).
-  version = var.version != "" ? var.version : regex_replace(file("${path.root}/../Cargo.toml"), "(?s)^.*?\nversion = \"([^\"]+)\".*$", "$1")
+  # Packer 1.6.6 has no regex(); its file() mishandles "relative/../x", hence abspath).
+  version = var.version != "" ? var.version : regex_replace(file("${abspath(path.root)}/../Cargo.toml"), "(?s)^.*?\nversion = \"([^\"]+)\".*$", "$1")
   # The release file name: the line of SHA256SUMS the binary is checked against.
   dist_name = "suaicloudapp-${local.version}-${local.arch.target}"
   # Relative paths are taken from this directory (path.root), not from the working directory:
