@@ -4,10 +4,18 @@
 #               whole test suite (tests/static_binary.rs and tests/packer.rs use that build)
 #   make static the static release binary target/x86_64-unknown-linux-musl/release/suaicloudapp
 #               (installs musl-tools, packer and the rustup target when missing)
+#   make static-aarch64  the same for Graviton: target/aarch64-unknown-linux-musl/release/...
+#               (installs gcc-aarch64-linux-gnu and qemu-user-static; tests/aarch64.rs runs it)
+#   make dist   release artifacts in dist/: both static binaries, named with the version, and
+#               SHA256SUMS (scripts/dist.sh)
+#   make image  dist/suaicloudapp-<version>-<arch>.oci.tar: an OCI image (FROM scratch) of each
+#               static binary built, without a container daemon (scripts/oci_image.py)
+#   make embed  refresh the embedded copies: the unit inside user-data.sh, user-data.sh inside
+#               deploy/cloudformation.yaml (scripts/sync-embedded.sh; tests fail when stale)
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
 #   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
 #               (also part of `make test`, through tests/vm_rehearsal.rs)
-.PHONY: run test env env-down lint build release static bench vm-rehearsal
+.PHONY: run test env env-down lint build release static static-aarch64 dist image embed bench vm-rehearsal
 
 env:
 	scripts/test-env.sh up
@@ -25,8 +33,28 @@ lint:
 static:
 	scripts/build-static.sh
 
-# Prerequisites run in this order (env, lint, static), then the tests.
-test: env lint static
+static-aarch64:
+	scripts/build-static.sh aarch64-unknown-linux-musl
+
+dist:
+	scripts/dist.sh
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+# One archive per architecture whose static release build exists (x86_64 always, via static).
+image: static
+	for arch in x86_64 aarch64; do \
+		bin=target/$$arch-unknown-linux-musl/release/suaicloudapp; \
+		[ -f $$bin ] || continue; \
+		python3 scripts/oci_image.py --binary $$bin --arch $$arch --version $(VERSION) \
+			--out dist/suaicloudapp-$(VERSION)-$$arch.oci.tar || exit 1; \
+	done
+
+embed:
+	scripts/sync-embedded.sh
+
+# Prerequisites run in this order (env, lint, static, static-aarch64, image), then the tests.
+test: env lint static static-aarch64 image
 	cargo test --workspace --all-targets
 
 env-down:

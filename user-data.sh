@@ -1,31 +1,56 @@
 #!/bin/bash
-# EC2 user-data for suaicloudapp on Amazon Linux 2 and Amazon Linux 2023.
+# EC2 user-data for suaicloudapp on Amazon Linux 2023, Debian 12 and Ubuntu 22.04 or newer
+# (x86_64 and aarch64/Graviton).
 #
-# Installs the binary from S3, points it at its config in S3, installs and starts the systemd
-# unit. The instance role needs s3:GetObject on both keys (and s3:ListBucket on the bucket for
-# the /s3 page). cloud-init runs this once per instance and keeps its output in
-# /var/log/cloud-init-output.log. Running it again is safe: it reinstalls and restarts.
+# Installs the binary from S3 after checking its SHA-256, points it at its config in S3, installs
+# and starts the systemd unit. The instance role needs s3:GetObject on both keys (and
+# s3:ListBucket on the bucket for the /s3 page). cloud-init runs this once per instance and keeps
+# its output in /var/log/cloud-init-output.log (and on the console). Running it again is safe:
+# it reinstalls and restarts.
+#
+# Verified install: the binary for this machine's architecture (`uname -m`: x86_64, or aarch64
+# on Graviton) is downloaded to a temporary file, its SHA-256 compared with the expected one
+# (the line for that file in the release's SHA256SUMS), and only then made executable, run
+# (`--version`) and renamed into place. A digest that differs, or none given, stops the script
+# before anything is replaced or restarted: the console, cloud-init's log and the journal
+# (`journalctl -t suaicloudapp-user-data`) say why, and a previously installed binary keeps
+# running.
 #
 # Settings: edit the defaults below, or set them in the environment.
-#   BUCKET      bucket holding the binary and the config (required)
-#   BINARY_KEY  key of the binary               (default suaicloudapp/suaicloudapp)
-#   CONFIG_KEY  key of config.toml              (default suaicloudapp/config.toml)
-#   REGION      region of the bucket            (default: the instance's, from IMDSv2)
-#   ROOT        prefix for every installed path (default empty; tests use a scratch dir)
-#   SYSTEMCTL   service manager command         (default systemctl)
-#   AWS         AWS CLI command                 (default aws)
-#   IMDS        instance metadata endpoint      (default http://169.254.169.254)
-#   AWS_ENDPOINT_URL  optional S3 endpoint override (VPC endpoint, emulator): passed to the CLI
-#               as --endpoint-url (older CLIs ignore the variable) and to the service.
+#   BUCKET              bucket holding the binaries and the config (required)
+#   SHA256_X86_64       expected SHA-256 (64 hex digits) of the x86_64 binary
+#   SHA256_AARCH64      expected SHA-256 of the aarch64 binary
+#                       (the one for this machine's architecture is required)
+#   BINARY_KEY_X86_64   key of the x86_64 binary  (default
+#                       suaicloudapp/suaicloudapp-x86_64-unknown-linux-musl)
+#   BINARY_KEY_AARCH64  key of the aarch64 binary (default
+#                       suaicloudapp/suaicloudapp-aarch64-unknown-linux-musl)
+#   BINARY_KEY, SHA256  this machine's key and digest, when set: they win over the two pairs
+#                       above (one architecture only, as a stack's launch template knows it)
+#   CONFIG_KEY          key of config.toml              (default suaicloudapp/config.toml)
+#   REGION              region of the bucket            (default: the instance's, from IMDSv2)
+#   ROOT                prefix for every installed path (default empty; tests use a scratch dir)
+#   SYSTEMCTL           service manager command         (default systemctl)
+#   AWS                 AWS CLI command                 (default aws)
+#   LOGGER              logger(1) command for the journal (default logger)
+#   IMDS                instance metadata endpoint      (default http://169.254.169.254)
+#   AWS_ENDPOINT_URL    optional S3 endpoint override (VPC endpoint, emulator): passed to the
+#                       CLI as --endpoint-url (older CLIs ignore the variable) and to the service.
 set -euo pipefail
 
 BUCKET="${BUCKET:-}"
-BINARY_KEY="${BINARY_KEY:-suaicloudapp/suaicloudapp}"
+SHA256_X86_64="${SHA256_X86_64:-}"
+SHA256_AARCH64="${SHA256_AARCH64:-}"
+BINARY_KEY_X86_64="${BINARY_KEY_X86_64:-suaicloudapp/suaicloudapp-x86_64-unknown-linux-musl}"
+BINARY_KEY_AARCH64="${BINARY_KEY_AARCH64:-suaicloudapp/suaicloudapp-aarch64-unknown-linux-musl}"
+BINARY_KEY="${BINARY_KEY:-}"
+SHA256="${SHA256:-}"
 CONFIG_KEY="${CONFIG_KEY:-suaicloudapp/config.toml}"
 REGION="${REGION:-}"
 ROOT="${ROOT:-}"
 SYSTEMCTL="${SYSTEMCTL:-systemctl}"
 AWS="${AWS:-aws}"
+LOGGER="${LOGGER:-logger}"
 IMDS="${IMDS:-http://169.254.169.254}"
 
 NAME=suaicloudapp
@@ -35,7 +60,13 @@ IMDS="${IMDS%/}"
 export AWS_EC2_METADATA_SERVICE_ENDPOINT="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-$IMDS/}"
 
 log() { printf '%s user-data: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
-die() { log "ERROR: $*"; exit 1; }
+# A failure goes to stdout (cloud-init copies it to the console and its log) and to the journal
+# at priority err; a machine without a journal (a test's scratch root) still gets the first two.
+die() {
+    log "ERROR: $*"
+    "$LOGGER" -t "$NAME-user-data" -p user.err -- "ERROR: $*" 2>/dev/null || true
+    exit 1
+}
 
 # One IMDSv2 value: a session token first, then the GET. Bounded: 2 s to connect, 5 s per call,
 # 5 attempts one second apart (the metadata service can be briefly unreachable early in boot).
@@ -56,10 +87,42 @@ imds_get() {
 }
 
 [[ -n $BUCKET ]] || die "BUCKET is not set: edit the top of this script or set it in the environment"
+
+# The binary and its digest for this machine's architecture.
+machine=$(uname -m)
+case $machine in
+    x86_64 | amd64) ARCH=x86_64 arch_key=$BINARY_KEY_X86_64 arch_sum=$SHA256_X86_64 ;;
+    aarch64 | arm64) ARCH=aarch64 arch_key=$BINARY_KEY_AARCH64 arch_sum=$SHA256_AARCH64 ;;
+    *) die "unsupported architecture '$machine' (suaicloudapp ships x86_64 and aarch64)" ;;
+esac
+BINARY_KEY=${BINARY_KEY:-$arch_key}
+SHA256=${SHA256:-$arch_sum}
+SHA256=${SHA256,,}
+[[ -n $SHA256 ]] ||
+    die "no expected SHA-256 for the $ARCH binary: set SHA256_${ARCH^^} (or SHA256) to its line in the release's SHA256SUMS"
+[[ $SHA256 =~ ^[0-9a-f]{64}$ ]] ||
+    die "the expected SHA-256 for the $ARCH binary is not 64 hex digits: '$SHA256'"
+
 if [[ -z $REGION ]]; then
     REGION=$(imds_get meta-data/placement/region) || die "cannot read the region from $IMDS"
 fi
-log "bucket $BUCKET, region $REGION, binary $BINARY_KEY, config $CONFIG_KEY, root '${ROOT:-/}'"
+log "bucket $BUCKET, region $REGION, $ARCH binary $BINARY_KEY (sha256 $SHA256), config $CONFIG_KEY, root '${ROOT:-/}'"
+
+# Amazon Linux 2023 ships the AWS CLI; Debian 12 and Ubuntu's cloud images do not. Debian's and
+# Ubuntu 22.04's archives carry it (awscli); Ubuntu 24.04 and later have it as a snap only.
+PATH="$PATH:/snap/bin"
+if ! command -v "$AWS" >/dev/null 2>&1; then
+    [[ $AWS == aws ]] || die "the AWS CLI '$AWS' is not there"
+    log "installing the AWS CLI"
+    if command -v apt-get >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -qq update &&
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -qq install -y awscli; then
+        :
+    elif command -v snap >/dev/null 2>&1; then
+        snap install aws-cli --classic || true
+    fi
+    command -v "$AWS" >/dev/null 2>&1 || die "no AWS CLI, and installing one failed: install awscli"
+fi
 
 aws_args=(--region "$REGION" --only-show-errors)
 if [[ -n ${AWS_ENDPOINT_URL:-} ]]; then
@@ -76,23 +139,30 @@ install -d -m 0755 "$BIN_DIR" "$ETC_DIR" "$UNIT_DIR"
 tmp_files=()
 cleanup() { ((${#tmp_files[@]} == 0)) || rm -f -- "${tmp_files[@]}"; }
 trap cleanup EXIT
-new_tmp() {
-    local f
-    f=$(mktemp "$1/.$NAME.XXXXXX")
-    tmp_files+=("$f")
-    printf '%s\n' "$f"
-}
+# A fresh temporary file in DIR. The caller adds it to tmp_files: $(...) runs in a subshell,
+# whose additions to the list would be lost (and the file left behind after a refusal).
+new_tmp() { mktemp "$1/.$NAME.XXXXXX"; }
 
 log "downloading s3://$BUCKET/$BINARY_KEY"
-bin_tmp=$(new_tmp "$BIN_DIR")
+# mktemp makes the file 0600: not executable until its digest matched.
+bin_tmp=$(new_tmp "$BIN_DIR") && tmp_files+=("$bin_tmp")
 "$AWS" "${aws_args[@]}" s3 cp "s3://$BUCKET/$BINARY_KEY" "$bin_tmp" ||
     die "cannot download s3://$BUCKET/$BINARY_KEY (does the instance role allow s3:GetObject?)"
+actual=$(sha256sum <"$bin_tmp") || die "cannot compute the SHA-256 of the download"
+actual=${actual%% *}
+if [[ $actual != "$SHA256" ]]; then
+    kept="nothing was installed"
+    [[ -e $BIN_DIR/$NAME ]] && kept="$BIN_DIR/$NAME was left as it was"
+    die "refusing s3://$BUCKET/$BINARY_KEY: its SHA-256 is $actual, expected $SHA256 (a different or corrupted file); $kept and $NAME was not restarted"
+fi
+log "verified s3://$BUCKET/$BINARY_KEY: sha256 $actual"
 chmod 0755 "$bin_tmp"
-version=$("$bin_tmp" --version) || die "the downloaded binary does not run (wrong architecture?)"
+version=$("$bin_tmp" --version) ||
+    die "the downloaded binary does not run (wrong architecture for this $machine machine?)"
 mv -f "$bin_tmp" "$BIN_DIR/$NAME"
 log "installed $BIN_DIR/$NAME ($version)"
 
-env_tmp=$(new_tmp "$ETC_DIR")
+env_tmp=$(new_tmp "$ETC_DIR") && tmp_files+=("$env_tmp")
 {
     printf 'SUAICLOUDAPP_CONFIG=s3://%s/%s\n' "$BUCKET" "$CONFIG_KEY"
     printf 'AWS_REGION=%s\n' "$REGION"
@@ -105,16 +175,16 @@ mv -f "$env_tmp" "$ETC_DIR/env"
 log "wrote $ETC_DIR/env"
 
 # The unit, byte for byte the repository's systemd/suaicloudapp.service (a test checks it).
-unit_tmp=$(new_tmp "$UNIT_DIR")
+unit_tmp=$(new_tmp "$UNIT_DIR") && tmp_files+=("$unit_tmp")
 cat >"$unit_tmp" <<'UNIT'
 # suaicloudapp: health and diagnostic pages for an AWS web tier (installed by user-data.sh).
 #
-# Works on Amazon Linux 2023 (systemd 252) and Amazon Linux 2 (systemd 219). systemd 219 warns
-# about and ignores the keys it does not know (DynamicUser, StateDirectory, LogsDirectory,
-# ProtectSystem=strict, the Protect*/Restrict* kernel switches, AmbientCapabilities,
-# MemoryDenyWriteExecute, LockPersonality): there the service runs as root with the older
-# protections only, which is why user-data.sh creates /var/lib/suaicloudapp and
-# /var/log/suaicloudapp itself (systemd 252 adopts them for the dynamic user).
+# Supported: Amazon Linux 2023 (systemd 252), Debian 12 (252), Ubuntu 22.04 (249) and later.
+# Every key below exists in systemd 249; the newest are ProcSubset= and ProtectProc= (247),
+# which also need Linux 5.8 or later (all three ship newer kernels). Amazon Linux 2 (systemd
+# 219, which ignores most of this sandbox and would run the service as root) reached its end
+# of support on 2026-06-30 and is not supported. `systemd-analyze security` rates this unit
+# 1.5 or lower (tests/deploy.rs).
 
 [Unit]
 Description=suaicloudapp health and probe pages
@@ -130,11 +200,13 @@ ConditionPathExists=/etc/suaicloudapp/env
 Type=notify
 # Written by user-data.sh: SUAICLOUDAPP_CONFIG=s3://BUCKET/KEY and AWS_REGION ("-": optional).
 EnvironmentFile=-/etc/suaicloudapp/env
-# Where the fetched config copy and its ETag are kept (systemd 219 sets no $STATE_DIRECTORY).
+# Where the fetched config copy and its ETag are kept: the last known good config, served at
+# a restart when S3 cannot be read (the same directory as StateDirectory= below).
 Environment=SUAICLOUDAPP_STATE_DIR=/var/lib/suaicloudapp
 ExecStart=/usr/local/bin/suaicloudapp serve
 # SIGHUP re-reads the config from S3; a bad one is rejected and the running one kept.
 ExecReload=/bin/kill -HUP $MAINPID
+# Also restarts after a watchdog timeout or an out-of-memory kill (see below).
 Restart=on-failure
 RestartSec=2
 # The S3 config fetch retries for up to 120 s (SUAICLOUDAPP_CONFIG_DEADLINE_SECS) before READY.
@@ -144,6 +216,24 @@ TimeoutStopSec=30
 # Room for [server] max_connections (default 1024) plus backend sockets and the log file;
 # systemd's default soft limit is 1024.
 LimitNOFILE=65536
+# The runtime pings (WATCHDOG=1) every 15 s from a task on its event loop; 30 s without one
+# means the loop is wedged, and systemd kills and restarts the service.
+WatchdogSec=30
+
+# --- Resources ------------------------------------------------------------------------------
+# Measured with the static build: 6.5 MB resident idle and 9.4 MB at peak under /health load
+# (bench/RESULTS.md, one CPU); on 2 vCPUs with every probe configured, /health and the
+# dashboard under wrk and 30 concurrent /logs?lines=5000 tails: 7.8 MB idle, 45 MB at peak,
+# 13 threads.
+# Memory: 256M is more than five times that peak, so the cap is reached only by a leak, which
+# then ends in an out-of-memory kill and a restart rather than in the web server beside it
+# being starved. The page cache of the log files is charged here too, but the kernel reclaims
+# it before it kills anything.
+MemoryMax=256M
+# Threads: the main one, one runtime worker per vCPU (at most 8, src/lib.rs), at most 64
+# blocking threads (DNS lookups, log tails, file reads) and the log writer: 74 at most on any
+# instance size. 256 leaves room above that ceiling and still stops a thread leak.
+TasksMax=256
 
 # --- Identity and files -------------------------------------------------------------------
 # A transient unprivileged user, allocated at start: no account to manage, owns nothing else.
@@ -153,8 +243,8 @@ StateDirectory=suaicloudapp
 LogsDirectory=suaicloudapp
 # The relative [logs] file (output.log) lands in the logs directory.
 WorkingDirectory=/var/log/suaicloudapp
-# New files (output.log) are not world-readable.
-UMask=0027
+# New files (output.log, the config copy) are readable by the service's user only.
+UMask=0077
 
 # --- Privileges -----------------------------------------------------------------------------
 # Only the right to bind ports below 1024 (for example port 80 behind a load balancer).
@@ -185,6 +275,8 @@ ProtectControlGroups=yes
 ProtectHostname=yes
 # Other processes are invisible in /proc.
 ProtectProc=invisible
+# /proc shows only process directories (no /proc/meminfo, /proc/sys, ...): nothing else is read.
+ProcSubset=pid
 # No new namespaces, no realtime scheduling, no setuid/setgid files, no SysV IPC left behind.
 RestrictNamespaces=yes
 RestrictRealtime=yes
@@ -196,6 +288,16 @@ RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
 MemoryDenyWriteExecute=yes
 LockPersonality=yes
 SystemCallArchitectures=native
+# Only the system calls a network service makes (@system-service), less the privileged ones
+# (setuid, chroot, ...) and resource changes (setrlimit, sched_setaffinity, ...). Those the
+# binary makes were checked under load, reload and the prctl/execve of its start
+# (tests/least_privilege.rs). A call outside the list fails with EPERM instead of killing
+# the process.
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallErrorNumber=EPERM
+# Mounts made in the service's namespace stay there.
+PrivateMounts=yes
 
 # --- Logs -----------------------------------------------------------------------------------
 # stderr carries the same lines as output.log: journalctl -u suaicloudapp.
@@ -208,10 +310,6 @@ UNIT
 chmod 0644 "$unit_tmp"
 mv -f "$unit_tmp" "$UNIT_DIR/$NAME.service"
 log "installed $UNIT_DIR/$NAME.service"
-
-# systemd 252 (AL2023) creates these itself for the dynamic user and adopts existing ones;
-# systemd 219 (AL2) ignores StateDirectory/LogsDirectory, so they must exist beforehand.
-install -d -m 0755 "$ROOT/var/lib/$NAME" "$ROOT/var/log/$NAME"
 
 # enable, then restart (which starts a stopped unit): the same as `enable --now` on a first run,
 # and on a re-run the new binary and settings take effect. With Type=notify, restart returns

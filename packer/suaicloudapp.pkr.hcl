@@ -1,5 +1,7 @@
-# Bakes an Amazon Linux 2023 AMI with the static suaicloudapp binary and its systemd unit.
-# Build with a modern packer from this directory:  packer init . && packer build .
+# Bakes an Amazon Linux 2023 AMI (x86_64 or arm64) with the static suaicloudapp binary, checked
+# against the release's SHA256SUMS on the build instance, and its systemd unit.
+# Build with a modern packer from this directory, after `make dist` at the repository root:
+#   packer init . && packer build .        (or: packer build -var arch=arm64 .)
 # (see README.md; plugins.pkr.hcl pins the Amazon plugin).
 
 variable "region" {
@@ -14,10 +16,28 @@ variable "ami_name_prefix" {
   description = "AMI names are <prefix>-<UTC timestamp>."
 }
 
+variable "arch" {
+  type        = string
+  default     = "x86_64"
+  description = "x86_64 (t3.micro build instance) or arm64 (Graviton, t4g.micro): the AMI's architecture and the binary baked into it."
+}
+
+variable "version" {
+  type        = string
+  default     = ""
+  description = "Release version of the binary (names the dist/ files); empty: the [package] version in ../Cargo.toml."
+}
+
 variable "binary_path" {
   type        = string
-  default     = "../target/x86_64-unknown-linux-musl/release/suaicloudapp"
-  description = "The static musl build (make static): absolute, or relative to this directory."
+  default     = ""
+  description = "The static binary for var.arch; empty: ../dist/suaicloudapp-<version>-<target> (make dist). Absolute, or relative to this directory."
+}
+
+variable "sha256sums_path" {
+  type        = string
+  default     = "../dist/SHA256SUMS"
+  description = "The release's SHA256SUMS (make dist, or the release assets): the binary must match its line. Absolute, or relative to this directory."
 }
 
 variable "unit_path" {
@@ -28,25 +48,40 @@ variable "unit_path" {
 
 locals {
   timestamp = regex_replace(timestamp(), "[- TZ:]", "")
+  # Per architecture: the Rust target of the binary, the AMI name suffix and architecture
+  # filter, and the build instance's type. An arch outside this map fails validation.
+  arches = {
+    x86_64 = { target = "x86_64-unknown-linux-musl", ami = "x86_64", instance_type = "t3.micro" }
+    arm64  = { target = "aarch64-unknown-linux-musl", ami = "arm64", instance_type = "t4g.micro" }
+  }
+  arch = local.arches[var.arch]
+  # The first line-start `version = "..."` of Cargo.toml is the [package] one (regex_replace:
+  # Packer 1.6.6 has no regex(); its file() mishandles "relative/../x", hence abspath).
+  version = var.version != "" ? var.version : regex_replace(file("${abspath(path.root)}/../Cargo.toml"), "(?s)^.*?\nversion = \"([^\"]+)\".*$", "$1")
+  # The release file name: the line of SHA256SUMS the binary is checked against.
+  dist_name = "suaicloudapp-${local.version}-${local.arch.target}"
   # Relative paths are taken from this directory (path.root), not from the working directory:
   # `packer build .` here and `packer validate packer/suaicloudapp.pkr.hcl` from the repo root
   # find the same files.
-  binary = substr(var.binary_path, 0, 1) == "/" ? var.binary_path : "${path.root}/${var.binary_path}"
-  unit   = substr(var.unit_path, 0, 1) == "/" ? var.unit_path : "${path.root}/${var.unit_path}"
+  binary_path = var.binary_path != "" ? var.binary_path : "../dist/${local.dist_name}"
+  binary      = substr(local.binary_path, 0, 1) == "/" ? local.binary_path : "${path.root}/${local.binary_path}"
+  sums        = substr(var.sha256sums_path, 0, 1) == "/" ? var.sha256sums_path : "${path.root}/${var.sha256sums_path}"
+  unit        = substr(var.unit_path, 0, 1) == "/" ? var.unit_path : "${path.root}/${var.unit_path}"
 }
 
 source "amazon-ebs" "al2023" {
   region        = var.region
-  instance_type = "t3.micro"
+  instance_type = local.arch.instance_type
   ssh_username  = "ec2-user"
-  ami_name      = "${var.ami_name_prefix}-${local.timestamp}"
+  ami_name      = "${var.ami_name_prefix}-${var.arch}-${local.timestamp}"
 
-  # The newest standard Amazon Linux 2023 image: al2023-ami-*-x86_64, narrowed to the
-  # "al2023-ami-2023.*" names so that most_recent never picks the "al2023-ami-minimal-*" flavour.
+  # The newest standard Amazon Linux 2023 image for the architecture: al2023-ami-*-<arch>,
+  # narrowed to the "al2023-ami-2023.*" names so that most_recent never picks the
+  # "al2023-ami-minimal-*" flavour.
   source_ami_filter {
     filters = {
-      name                = "al2023-ami-2023.*-x86_64"
-      architecture        = "x86_64"
+      name                = "al2023-ami-2023.*-${local.arch.ami}"
+      architecture        = local.arch.ami
       root-device-type    = "ebs"
       virtualization-type = "hvm"
     }
@@ -55,7 +90,9 @@ source "amazon-ebs" "al2023" {
   }
 
   # Instances launched from this AMI default to IMDSv2 only (the app's identity look-up and
-  # the SDK's instance-profile credentials both use IMDSv2 tokens).
+  # the SDK's instance-profile credentials both use IMDSv2 tokens), with a hop limit of 2 (what
+  # EC2 gives an AMI registered this way): set 1 in the launch template to keep containers on the
+  # instance away from the role's credentials (deploy/cloudformation.yaml does).
   imds_support = "v2.0"
 
   # The build instance itself: IMDSv2 only, hop limit 1 (no containers reaching metadata).
@@ -66,8 +103,9 @@ source "amazon-ebs" "al2023" {
   }
 
   tags = {
-    Name        = "${var.ami_name_prefix}-${local.timestamp}"
+    Name        = "${var.ami_name_prefix}-${var.arch}-${local.timestamp}"
     Application = "suaicloudapp"
+    Version     = local.version
     BaseAMI     = "{{ .SourceAMIName }}"
   }
 }
@@ -75,9 +113,15 @@ source "amazon-ebs" "al2023" {
 build {
   sources = ["source.amazon-ebs.al2023"]
 
+  # Uploaded under its release name, so that its SHA256SUMS line applies.
   provisioner "file" {
     source      = local.binary
-    destination = "/tmp/suaicloudapp"
+    destination = "/tmp/${local.dist_name}"
+  }
+
+  provisioner "file" {
+    source      = local.sums
+    destination = "/tmp/SHA256SUMS"
   }
 
   provisioner "file" {
@@ -85,14 +129,23 @@ build {
     destination = "/tmp/suaicloudapp.service"
   }
 
+  # Verified before anything runs it: the binary's digest must be its SHA256SUMS line (a missing
+  # line fails too), then it must run on this instance (--version), then it is installed.
   provisioner "shell" {
     inline = [
       "set -eux",
-      "sudo install -o root -g root -m 0755 /tmp/suaicloudapp /usr/local/bin/suaicloudapp",
+      "cd /tmp",
+      "grep -E '^[0-9a-f]{64}  ${local.dist_name}$' SHA256SUMS > suaicloudapp.sha256",
+      "sha256sum -c suaicloudapp.sha256",
+      "chmod 0755 /tmp/${local.dist_name}",
+      "/tmp/${local.dist_name} --version",
+      "sudo install -o root -g root -m 0755 /tmp/${local.dist_name} /usr/local/bin/suaicloudapp",
       "sudo install -o root -g root -m 0644 /tmp/suaicloudapp.service /etc/systemd/system/suaicloudapp.service",
       "sudo install -d -o root -g root -m 0755 /etc/suaicloudapp",
-      "rm -f /tmp/suaicloudapp /tmp/suaicloudapp.service",
-      "/usr/local/bin/suaicloudapp --version",
+      # The RDS CA bundle, for [database] tls = "verify-identity" / [postgres] sslmode = "verify-full".
+      "sudo curl -fsSL -o /etc/suaicloudapp/rds-global-bundle.pem https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
+      "sudo chmod 0644 /etc/suaicloudapp/rds-global-bundle.pem",
+      "rm -f /tmp/${local.dist_name} /tmp/SHA256SUMS /tmp/suaicloudapp.sha256 /tmp/suaicloudapp.service",
       "sudo systemctl daemon-reload",
       "sudo systemctl enable suaicloudapp",
     ]

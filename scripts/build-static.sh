@@ -1,76 +1,82 @@
 #!/usr/bin/env bash
-# Builds the static (musl) release binary that the AMI and user-data ship:
-#   target/x86_64-unknown-linux-musl/release/suaicloudapp
+# Builds the static (musl) release binary that the AMI, user-data and `make dist` ship:
+#   target/<TARGET>/release/suaicloudapp
+# TARGET is x86_64-unknown-linux-musl (default) or aarch64-unknown-linux-musl (Graviton).
 #
 # Idempotent: on a fresh Debian machine it first installs what is missing
 #   - musl-tools (x86_64-linux-musl-gcc: ring and mimalloc compile C for the musl target)
+#   - for aarch64: gcc-aarch64-linux-gnu (the C cross compiler for ring and mimalloc, and the
+#     linker driver) and qemu-user-static (runs the result here: the check below, tests/aarch64.rs)
 #   - file (to check the result)
 #   - packer (Debian's 1.6.6: tests/packer.rs validates packer/suaicloudapp.pkr.hcl offline)
-#   - the rustup target x86_64-unknown-linux-musl
+#   - the rustup target
 # and skips each step when it is already there. Then it builds with the normal target/ dir (warm
-# cache: about 40 s incremental, about 7 min clean on 2 cores), checks that the result is
-# statically linked (`file` and `ldd`) and prints its size.
+# cache: about 40 s incremental, about 7 min clean on 2 cores; aarch64 clean: longer), checks
+# that the result is statically linked and runs (`--version`, under qemu for aarch64) and
+# prints its size.
 #
-# Usage: scripts/build-static.sh          (make static runs it; make test depends on it)
+# Usage: scripts/build-static.sh [TARGET]   (make static, make static-aarch64, make dist)
 set -euo pipefail
 
-TARGET=x86_64-unknown-linux-musl
+TARGET=${1:-x86_64-unknown-linux-musl}
 BIN=suaicloudapp
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:$HOME/.cargo/bin"
 export PATH
+LIB_TAG=build-static
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 
-say() { printf 'build-static: %s\n' "$*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
+# Per target: the C compiler cc-rs uses for ring and mimalloc, the linker driver, and how to run
+# the result on this (x86_64) machine. Rust's musl targets ship their own crt objects and libc
+# (self-contained linking), so the glibc cross gcc only drives the link and compiles C that
+# needs no libc headers beyond the freestanding ones ring and mimalloc use.
+case $TARGET in
+    x86_64-unknown-linux-musl)
+        cc=x86_64-linux-musl-gcc
+        linker=""
+        runner=()
+        packages=(musl-tools)
+        ;;
+    aarch64-unknown-linux-musl)
+        cc=aarch64-linux-gnu-gcc
+        linker=aarch64-linux-gnu-gcc
+        runner=(qemu-aarch64-static)
+        packages=(gcc-aarch64-linux-gnu qemu-user-static)
+        ;;
+    *) die "unsupported target $TARGET (x86_64-unknown-linux-musl or aarch64-unknown-linux-musl)" ;;
+esac
 
 # --- system packages (Debian/Ubuntu) ---------------------------------------------------------
 missing=()
-command -v x86_64-linux-musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
+command -v "$cc" >/dev/null 2>&1 || missing+=("${packages[0]}")
+if [[ ${#runner[@]} -gt 0 ]]; then
+    command -v "${runner[0]}" >/dev/null 2>&1 || missing+=("${packages[1]}")
+fi
 command -v file >/dev/null 2>&1 || missing+=(file)
 command -v packer >/dev/null 2>&1 || missing+=(packer)
-if [ ${#missing[@]} -gt 0 ]; then
-    command -v apt-get >/dev/null 2>&1 \
-        || die "missing ${missing[*]} and no apt-get: install them with your package manager"
-    sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]}: run as root or install sudo"
-        sudo=(sudo)
-    fi
-    say "installing ${missing[*]} (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    # Another apt run (test-env.sh, a colleague) may hold the dpkg lock: wait for it, bounded.
-    apt=("${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 -qq)
-    # An install from a stale or never-fetched package index fails: update once, then retry.
-    if ! "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null; then
-        "${apt[@]}" update
-        "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-fi
-command -v x86_64-linux-musl-gcc >/dev/null 2>&1 || die "x86_64-linux-musl-gcc still missing after installing musl-tools"
+apt_install "${missing[@]}"
+command -v "$cc" >/dev/null 2>&1 || die "$cc still missing after installing ${packages[0]}"
 
 # --- Rust target -----------------------------------------------------------------------------
-command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
-if command -v rustup >/dev/null 2>&1; then
-    if ! rustup target list --installed | grep -qx "$TARGET"; then
-        say "adding rustup target $TARGET"
-        rustup target add "$TARGET"
-    fi
-else
-    rustc --print target-libdir --target "$TARGET" >/dev/null 2>&1 \
-        || die "no rustup and the $TARGET standard library is missing"
-fi
+ensure_rust_target "$TARGET"
 
 # --- build -----------------------------------------------------------------------------------
 cd "$REPO"
 say "cargo build --release --target $TARGET --bin $BIN"
 started=$(date +%s)
-# The C parts (ring, mimalloc) need the musl cross compiler; cc-rs finds it by this name
-# for the target, but say it explicitly so a differently configured environment cannot pick gcc.
-CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-x86_64-linux-musl-gcc} \
-    cargo build --release --target "$TARGET" --bin "$BIN"
+# The C parts (ring, mimalloc) need the cross compiler; cc-rs would guess a name for the
+# target, so say it explicitly (a differently configured environment cannot pick the host gcc).
+target_env=${TARGET//-/_}
+export "CC_$target_env=$cc"
+if [[ -n $linker ]]; then
+    export "AR_$target_env=${cc%-gcc}-ar"
+    export "CARGO_TARGET_${target_env^^}_LINKER=$linker"
+fi
+cargo build --release --target "$TARGET" --bin "$BIN"
 elapsed=$(( $(date +%s) - started ))
 
-out="$REPO/target/$TARGET/release/$BIN"
+out="${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/release/$BIN"
 [ -x "$out" ] || die "build finished but $out is missing"
 
 # --- checks ----------------------------------------------------------------------------------
@@ -87,10 +93,14 @@ case "$ldd_out" in
     *) die "$out has dynamic dependencies: ldd says: $ldd_out" ;;
 esac
 
+# It starts on this machine (aarch64: under qemu-user): a link that went wrong shows here.
+version=$("${runner[@]}" "$out" --version) || die "$out --version failed"
+
 bytes=$(stat -c %s "$out")
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1000000 }')
 mib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
 say "built in ${elapsed}s: ${out#"$REPO"/}"
 say "file: $kind"
 say "ldd: $ldd_out"
+say "runs: $version"
 printf '%s: %s bytes (%s MB, %s MiB)\n' "${out#"$REPO"/}" "$bytes" "$mb" "$mib"

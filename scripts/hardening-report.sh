@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the hardening suite (tests/hardening.rs) against the real test backends and renders the
-# figures it records into docs/HARDENING.md. Nothing in that file is typed by hand.
+# figures it records into docs/HARDENING.md and the summary in README.md's hardening section.
+# Nothing in either is typed by hand.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -46,4 +47,24 @@ for t in order:
     out.append("")
 open(dst, "w").write("\n".join(out))
 print(f"wrote {dst}: {len(rows)} results")
+
+# README's hardening section carries a summary of the same run, between two markers.
+faults = [r for r in rows if r.get("table") == "faults"]
+secrets = [r for r in rows if r.get("table") == "secrets"]
+mismatched = [r for r in faults if not str(r.get("stage seen (sampled 503s)", "")).startswith(str(r.get("stage expected")))]
+summary = [
+    "<!-- hardening-report:begin (written by scripts/hardening-report.sh) -->",
+    f"Last run: {datetime.date.today()}, commit {commit}: {len(rows)} recorded results from passing tests;",
+    f"{len(faults)} faults, the page's `X-Probe-Stage` as expected in {len(faults) - len(mismatched)} of them"
+    f" (slowest faulted page {max((r['slowest page ms'] for r in faults), default=0)} ms against a"
+    f" {faults[0]['budget ms'] if faults else '-'} ms budget);"
+    f" {sum(r['surfaces checked'] for r in secrets)} output surfaces searched for planted secrets, {sum(r['found'] for r in secrets)} found.",
+    "<!-- hardening-report:end -->",
+]
+readme = open("README.md").read()
+begin, end = readme.find("<!-- hardening-report:begin"), readme.find("<!-- hardening-report:end -->")
+if begin != -1 and end != -1:
+    end += len("<!-- hardening-report:end -->")
+    open("README.md", "w").write(readme[:begin] + "\n".join(summary) + readme[end:])
+    print("updated README.md's hardening summary")
 PY

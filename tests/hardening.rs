@@ -6,6 +6,7 @@ mod common;
 use common::load::*;
 use common::*;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -63,9 +64,53 @@ fn health_for(a: &App, d: Duration) -> Run {
 /// What one fault did to the app while it lasted.
 struct FaultRun {
     page: Run,
+    /// `X-Probe-Stage` of the sampled failing answers, with how often each was seen.
+    stages: BTreeMap<String, usize>,
     health: Run,
     other: Run,
-    recovered: Duration,
+    /// How long the page took to answer OK again once healed; `None` when never healed.
+    recovered: Option<Duration>,
+}
+
+/// Requests `page` over keep-alive until `stop`, every tenth request on its own connection
+/// so its `X-Probe-Stage` header is read (at most 20 s).
+fn hammer(
+    addr: std::net::SocketAddr,
+    page: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(Run, BTreeMap<String, usize>)> {
+    std::thread::spawn(move || {
+        let mut run = Run::default();
+        let mut stages = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            n += 1;
+            if n % 10 != 1 {
+                run.absorb(keepalive(addr, &page, 1));
+                continue;
+            }
+            let raw = format!("GET {page} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let r = send_raw(addr, raw.as_bytes());
+            if r.status != 200 {
+                let stage = r.header("x-probe-stage").unwrap_or("(none)").to_string();
+                *stages.entry(stage).or_insert(0) += 1;
+            }
+            run.latencies.push(r.elapsed);
+            run.statuses.push(r.status);
+        }
+        (run, stages)
+    })
+}
+
+/// "timeout (57)" or "connect (55), query (1)": every stage seen, most frequent first.
+fn stages_text(stages: &BTreeMap<String, usize>) -> String {
+    let mut v: Vec<_> = stages.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    v.iter()
+        .map(|(s, n)| format!("{s} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Injects a fault, hammers the faulted page while measuring /health and a healthy page, heals,
@@ -74,19 +119,11 @@ fn fault(a: &App, page: &str, other: &str, inject: impl FnOnce(), heal: impl FnO
     assert_eq!(a.get(page).status, 200, "{page} healthy before the fault");
     inject();
     let stop = Arc::new(AtomicBool::new(false));
-    let (addr, p, s) = (a.addr, page.to_string(), stop.clone());
-    let hammer = std::thread::spawn(move || {
-        let mut run = Run::default();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
-            run.absorb(keepalive(addr, &p, 1));
-        }
-        run
-    });
+    let hammering = hammer(a.addr, page.to_string(), stop.clone());
     let health = health_for(a, Duration::from_millis(2500));
     let other_run = keepalive(a.addr, other, 20);
     stop.store(true, Ordering::SeqCst);
-    let page_run = hammer.join().unwrap();
+    let (page_run, stages) = hammering.join().unwrap();
     heal();
     let healed = Instant::now();
     assert!(
@@ -103,14 +140,26 @@ fn fault(a: &App, page: &str, other: &str, inject: impl FnOnce(), heal: impl FnO
     );
     FaultRun {
         page: page_run,
+        stages,
         health,
         other: other_run,
-        recovered: healed.elapsed(),
+        recovered: Some(healed.elapsed()),
     }
 }
 
 fn judge(backend: &str, kind: &str, baseline: &Run, r: &FaultRun, stage: &str) {
     let worst = r.page.quantile(1.0);
+    let dominant = r
+        .stages
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(s, _)| s.as_str());
+    assert_eq!(
+        dominant,
+        Some(stage),
+        "{backend}/{kind}: X-Probe-Stage seen {:?}",
+        r.stages
+    );
     assert!(
         r.page.count(503) > 0,
         "{backend}/{kind}: the page reported the fault: {:?}",
@@ -141,13 +190,14 @@ fn judge(backend: &str, kind: &str, baseline: &Run, r: &FaultRun, stage: &str) {
     record(
         "faults",
         json!({
-            "backend": backend, "fault": kind, "stage seen": stage,
+            "backend": backend, "fault": kind, "stage expected": stage,
+            "stage seen (sampled 503s)": stages_text(&r.stages),
             "page requests": r.page.latencies.len(), "page 503s": r.page.count(503),
             "slowest page ms": ms(worst), "budget ms": BUDGET.as_millis() as u64,
             "/health requests": r.health.latencies.len(),
             "/health p99 ms (no fault)": ms(p99_base), "/health p99 ms (fault)": ms(p99_fault),
             "other page OK": format!("{}/20", r.other.count(200)),
-            "back to OK after heal (s)": (r.recovered.as_secs_f64() * 10.0).round() / 10.0,
+            "back to OK after heal (s)": r.recovered.map_or("- (not healed)".to_string(), |d| format!("{:.1}", d.as_secs_f64())),
         }),
     );
 }
@@ -285,23 +335,17 @@ fn hung_and_black_holed_backends() {
             let baseline = health_for(&a, Duration::from_millis(500));
             // The fault is there from the start: hammer, measure, check the budget holds.
             let stop = Arc::new(AtomicBool::new(false));
-            let (addr, p, s) = (a.addr, format!("/{backend}"), stop.clone());
-            let hammer = std::thread::spawn(move || {
-                let mut run = Run::default();
-                while !s.load(Ordering::SeqCst) {
-                    run.absorb(keepalive(addr, &p, 1));
-                }
-                run
-            });
+            let hammering = hammer(a.addr, format!("/{backend}"), stop.clone());
             let health = health_for(&a, Duration::from_millis(2500));
             let other_run = keepalive(a.addr, other, 20);
             stop.store(true, Ordering::SeqCst);
-            let page = hammer.join().unwrap();
+            let (page, stages) = hammering.join().unwrap();
             let r = FaultRun {
                 page,
+                stages,
                 health,
                 other: other_run,
-                recovered: Duration::ZERO,
+                recovered: None,
             };
             let body = a.get(&format!("/{backend}")).body;
             assert!(
@@ -587,11 +631,11 @@ fn a_thousand_slowloris_connections_do_not_stop_health() {
         "floods",
         json!({
             "load": "1,000 slowloris connections (request head never finished), header timeout 3 s",
-            "answered": format!("/health 500/500 OK while they were open"),
+            "answered": format!("/health {}/500 OK while they were open", during.count(200)),
             "time (s)": (reaped_in.as_secs_f64() * 10.0).round() / 10.0,
             "p50 / p99 ms": format!("{} / {} (before: {} / {})", ms(during.quantile(0.5)), ms(during.quantile(0.99)), ms(baseline.quantile(0.5)), ms(baseline.quantile(0.99))),
-            "backend saw": "none (no backend touched)",
-            "backend connections (max)": 0,
+            "backend saw": "- (no backend configured)",
+            "backend connections (max)": "-",
         }),
     );
 }
@@ -610,6 +654,7 @@ fn the_connection_cap_holds_and_is_reported() {
     let conns: Vec<_> = (0..150)
         .map(|_| std::net::TcpStream::connect(a.addr).unwrap())
         .collect();
+    let started = Instant::now();
     let mut refused = 0;
     for mut s in conns.iter().skip(100) {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -619,7 +664,23 @@ fn the_connection_cap_holds_and_is_reported() {
             refused += 1;
         }
     }
+    let refused_in = started.elapsed();
     assert_eq!(refused, 50, "the 50 connections over the cap got 503");
+    // The first 100 are still open and unanswered: a read finds nothing yet.
+    let mut held = 0;
+    for mut s in conns.iter().take(100) {
+        s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let mut b = [0u8; 1];
+        if let Err(e) = s.read(&mut b) {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                held += 1;
+            }
+        }
+    }
+    assert_eq!(held, 100, "the 100 under the cap are held open");
     assert!(eventually(Duration::from_secs(5), || a
         .stderr()
         .contains("connection limit reached")));
@@ -632,11 +693,11 @@ fn the_connection_cap_holds_and_is_reported() {
         "floods",
         json!({
             "load": "150 idle connections against max_connections = 100",
-            "answered": "100 held, 50 answered 503 at once and closed; logged 'connection limit reached'",
-            "time (s)": 0.0,
+            "answered": format!("{held} held, {refused} answered 503 and closed; logged 'connection limit reached'"),
+            "time (s)": (refused_in.as_secs_f64() * 10.0).round() / 10.0,
             "p50 / p99 ms": "-",
-            "backend saw": "none",
-            "backend connections (max)": 0,
+            "backend saw": "- (no backend configured)",
+            "backend connections (max)": "-",
         }),
     );
 }
@@ -915,6 +976,203 @@ fn secrets_appear_on_no_surface() {
     );
 }
 
+/// A small web server for the URL-secret hunt: `/ok` wants the Basic credentials of
+/// `argv[2]`, `/fail` answers 500, `/moved` redirects to a URL carrying the token `argv[3]`.
+fn secret_web_server(userinfo: &str, token: &str) -> PythonServer {
+    let script = r#"
+import base64, http.server, sys
+want = "Basic " + base64.b64encode(sys.argv[2].encode()).decode()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path == "/ok":
+            code, extra = (200 if self.headers.get("Authorization") == want else 401), {}
+        elif path == "/moved":
+            code, extra = 302, {"Location": "/elsewhere?token=" + sys.argv[3]}
+        else:
+            code, extra = 500, {}
+        self.send_response(code)
+        for k, v in extra.items(): self.send_header(k, v)
+        self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"hi")
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    PythonServer::start(script, &[userinfo.to_string(), token.to_string()])
+}
+
+#[test]
+fn secrets_in_urls_and_mistyped_passwords_appear_on_no_surface() {
+    let _serial = serial();
+    let token = "Url-Query-Token-Surface-5150";
+    let user_pw = "Url-Userinfo-Pw-Surface-6160";
+    let userinfo = format!("probe:{user_pw}");
+    let number = "73915286";
+    let secrets = [token, user_pw, number];
+    let mut surfaces = 0;
+    let mut checked = |what: &str, text: &str| {
+        for s in secrets {
+            assert!(!text.contains(s), "a secret leaked into {what}: {text}");
+        }
+        surfaces += 1;
+    };
+    let web = secret_web_server(&userinfo, token);
+    let refused = closed_port();
+    let entries = [
+        (
+            "ok",
+            format!("http://{userinfo}@127.0.0.1:{}/ok?token={token}", web.port),
+            200,
+        ),
+        (
+            "fail",
+            format!(
+                "http://{userinfo}@127.0.0.1:{}/fail?token={token}&x=1",
+                web.port
+            ),
+            503,
+        ),
+        (
+            "moved",
+            format!("http://127.0.0.1:{}/moved?{token}", web.port),
+            503,
+        ),
+        (
+            "refused",
+            format!("https://{userinfo}@127.0.0.1:{refused}/?token={token}"),
+            503,
+        ),
+    ];
+    let mut config = format!("{}[logs]\ntoken = \"logs-token-2\"\n", server_section());
+    for (name, url, _) in &entries {
+        config.push_str(&format!(
+            "[[http]]\nname = \"{name}\"\nurl = \"{url}\"\ntimeout_ms = 1000\n"
+        ));
+    }
+    let mut a = App::start("secret-urls", &config);
+    for (name, _, want) in &entries {
+        let page = format!("/http/{name}");
+        let r = a.get(&page);
+        assert_eq!(r.status, *want, "{page}: {}", r.body);
+        checked(&page, &r.body);
+        checked(
+            &format!("{page} json"),
+            &a.get(&format!("{page}?format=json")).body,
+        );
+    }
+    // What an operator sees instead: the shape of the URL with its secrets starred.
+    let text = a.get("/").body;
+    assert!(text.contains("FAIL"), "{text}");
+    let json = a.get("/?format=json").body;
+    assert!(
+        json.contains(&format!("http://***@127.0.0.1:{}/ok?token=***", web.port)),
+        "{json}"
+    );
+    checked("/ text", &text);
+    checked("/ json", &json);
+    checked(
+        "/ html",
+        &a.request("GET", "/", &[("Accept", "text/html")]).body,
+    );
+    checked("/metrics", &a.get("/metrics").body);
+    checked(
+        "/logs",
+        &a.request(
+            "GET",
+            "/logs?lines=1000",
+            &[("Authorization", "Bearer logs-token-2")],
+        )
+        .body,
+    );
+    for args in [
+        &["config", "show"][..],
+        &["check"][..],
+        &["config", "validate"][..],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(&a.dir)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if args[0] == "config" && args[1] == "show" {
+            assert!(stdout.contains("?token=***"), "{stdout}");
+        }
+        checked(&format!("{args:?} stdout"), &stdout);
+        checked(
+            &format!("{args:?} stderr"),
+            &String::from_utf8_lossy(&out.stderr),
+        );
+    }
+    // A password written as a number, on SIGHUP: refused without the number.
+    let good = std::fs::read_to_string(a.dir.join("config.toml")).unwrap();
+    let mistyped = format!("{good}[redis]\nhost = \"127.0.0.1\"\npassword = {number}\n");
+    let line = mistyped.lines().count();
+    std::fs::write(a.dir.join("config.toml"), &mistyped).unwrap();
+    signal(a.child.id(), "HUP");
+    a.wait_stderr(Duration::from_secs(10), |s| {
+        s.contains("config reload rejected")
+    });
+    let rejected = a.stderr();
+    assert!(
+        rejected.contains(&format!("config.toml:{line}:"))
+            && rejected.contains("invalid type: expected a string"),
+        "{rejected}"
+    );
+    a.terminate();
+    a.wait(Duration::from_secs(10));
+    checked("output.log", &a.log_file());
+    checked("stderr", &a.stderr());
+    // The same at boot, for every secret field: exit 2, line and column, no value.
+    for (section, field) in [
+        (
+            "[database]\nhost = \"h\"\nuser = \"u\"\ndbname = \"d\"\n",
+            "password",
+        ),
+        (
+            "[postgres]\nhost = \"h\"\nuser = \"u\"\ndbname = \"d\"\n",
+            "password",
+        ),
+        ("[redis]\nhost = \"h\"\n", "password"),
+        ("[logs]\n", "token"),
+        ("[[http]]\nname = \"n\"\n", "url"),
+    ] {
+        let config = format!("{}{section}{field} = {number}\n", server_section());
+        let line = config.lines().count();
+        let dir = scratch_dir("mistyped");
+        std::fs::write(dir.join("config.toml"), &config).unwrap();
+        for args in [&[][..], &["config", "validate"][..]] {
+            let out = Command::new(BIN)
+                .args(args)
+                .current_dir(&dir)
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{field}: {stderr}");
+            let want = format!(
+                "config.toml:{line}:{}: invalid type: expected a string",
+                field.len() + 4
+            );
+            assert!(stderr.contains(&want), "{field}: want {want:?} in {stderr}");
+            checked(&format!("boot with {field} = <number>"), &stderr);
+            checked(
+                "output.log",
+                &std::fs::read_to_string(dir.join("output.log")).unwrap_or_default(),
+            );
+        }
+    }
+    record(
+        "secrets",
+        json!({
+            "secrets planted": "[[http]] url query token and user:pass@ (page OK, 500, redirect carrying the token, refused); password, token and url written as a TOML integer (at boot, config validate and SIGHUP)",
+            "surfaces checked": surfaces,
+            "where": "every /http page (text and JSON), / (text, HTML, JSON), /metrics, /logs, output.log, stderr, config show, check, config validate, the exit-2 error at boot and the rejected reload",
+            "found": 0,
+        }),
+    );
+}
+
 #[test]
 fn sigterm_during_100_in_flight_requests_completes_them_all() {
     let _serial = serial();
@@ -957,11 +1215,8 @@ fn sigterm_during_100_in_flight_requests_completes_them_all() {
     assert_eq!(complete, 100, "every in-flight request got its full answer");
     assert_eq!(code, Some(0));
     let log = a.log_file();
-    assert_eq!(
-        log.matches("path=/redis status=503").count(),
-        100,
-        "all 100 access lines flushed"
-    );
+    let access_lines = log.matches("path=/redis status=503").count();
+    assert_eq!(access_lines, 100, "all 100 access lines flushed");
     assert!(log.contains("stopped"));
     record(
         "shutdown",
@@ -970,7 +1225,7 @@ fn sigterm_during_100_in_flight_requests_completes_them_all() {
             "completed": format!("{complete}/100 full responses"),
             "exit code": code,
             "drained in (s)": (drained_in.as_secs_f64() * 10.0).round() / 10.0,
-            "access lines in output.log": 100,
+            "access lines in output.log": access_lines,
         }),
     );
 }

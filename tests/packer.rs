@@ -1,4 +1,4 @@
-//! packer/suaicloudapp.pkr.hcl is valid, checked offline with the packer Debian ships (1.6.6;
+//! packer/suaicloudapp.pkr.hcl is valid for both architectures (`-var arch=x86_64|arm64`), checked offline with the packer Debian ships (1.6.6;
 //! scripts/build-static.sh installs it) in a network namespace of its own, so nothing can leave
 //! the machine even if a check wanted to.
 //!
@@ -73,17 +73,32 @@ fn version() -> String {
     text(&o).trim().to_string()
 }
 
-/// The file provisioners upload these: packer checks that they exist.
-fn sources_exist() {
-    let bin = repo().join("target/x86_64-unknown-linux-musl/release/suaicloudapp");
+/// A scratch tree shaped like the repository for the template's relative defaults: Cargo.toml
+/// (the version), systemd/ (the unit) and dist/ as `make dist` leaves it, packaged by
+/// `scripts/dist.sh --no-build` from the static builds `make test` makes first.
+fn release_tree() -> PathBuf {
+    let tree = common::scratch_dir("packer-tree");
+    for rel in ["Cargo.toml", "systemd/suaicloudapp.service"] {
+        let to = tree.join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(repo().join(rel), &to).unwrap();
+    }
+    let o = Command::new(repo().join("scripts/dist.sh"))
+        .args(["--no-build", "--out"])
+        .arg(tree.join("dist"))
+        .output()
+        .expect("run scripts/dist.sh");
     assert!(
-        bin.is_file(),
-        "{} is missing: run `make static` first (`make test` does)",
-        bin.display()
+        o.status.success(),
+        "scripts/dist.sh --no-build: run `make static static-aarch64` first (`make test` does): {}",
+        text(&o)
     );
-    let unit = repo().join("systemd/suaicloudapp.service");
-    assert!(unit.is_file(), "{} is missing", unit.display());
+    std::fs::create_dir_all(tree.join("packer")).unwrap();
+    tree
 }
+
+/// Both architectures the template takes.
+const ARCHES: [&str; 2] = ["x86_64", "arm64"];
 
 const TEMPLATE: &str = "packer/suaicloudapp.pkr.hcl";
 
@@ -97,18 +112,30 @@ const METADATA_BLOCK: &str = "  metadata_options {
 ";
 
 #[test]
-fn template_validates_offline() {
-    sources_exist();
+fn template_validates_offline_for_both_arches() {
     let version = version();
     eprintln!("{version}");
+    let tree = release_tree();
     if !version.contains("v1.6.") {
-        // A modern packer: both files together, plugin from `packer init packer/`.
-        let o = packer(&["validate", "packer/"]);
-        assert!(
-            o.status.success(),
-            "packer validate packer/ ({version}; run `packer init packer/` once): {}",
-            text(&o)
-        );
+        // A modern packer: both files together, plugin from `packer init packer/`; the template
+        // and plugins file copied into the release tree, so the defaults find dist/.
+        for f in ["suaicloudapp.pkr.hcl", "plugins.pkr.hcl"] {
+            std::fs::copy(repo().join("packer").join(f), tree.join("packer").join(f)).unwrap();
+        }
+        for arch in ARCHES {
+            let dir = tree.join("packer");
+            let o = packer(&[
+                "validate",
+                "-var",
+                &format!("arch={arch}"),
+                dir.to_str().unwrap(),
+            ]);
+            assert!(
+                o.status.success(),
+                "packer validate -var arch={arch} ({version}; run `packer init packer/` once): {}",
+                text(&o)
+            );
+        }
         return;
     }
 
@@ -144,31 +171,77 @@ fn template_validates_offline() {
         "metadata_options: endpoint enabled, tokens required, hop limit 1"
     );
     let legacy = original.replace(IMDS_LINE, "").replace(METADATA_BLOCK, "");
-    // The copy sits in a scratch tree shaped like the repo (packer/, systemd/, target/...), run
-    // from the real repo root: the template's relative defaults must resolve from its own
-    // directory (path.root), not from the working directory.
-    let tree = common::scratch_dir("packer-1.6.6");
-    let bin_rel = "target/x86_64-unknown-linux-musl/release/suaicloudapp";
-    let unit_rel = "systemd/suaicloudapp.service";
-    for rel in [bin_rel, unit_rel] {
-        let to = tree.join(rel);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(repo().join(rel), &to).unwrap();
-    }
-    std::fs::create_dir_all(tree.join("packer")).unwrap();
+    // The copy sits in the release tree (packer/, systemd/, dist/, Cargo.toml), run from the
+    // real repo root: the template's relative defaults must resolve from its own directory
+    // (path.root), not from the working directory.
     let copy = tree.join("packer/suaicloudapp.pkr.hcl");
     std::fs::write(&copy, legacy).unwrap();
-    let o = packer(&["validate", copy.to_str().unwrap()]);
-    assert!(o.status.success(), "full validation: {}", text(&o));
+    let copy = copy.to_str().unwrap();
+    for arch in ARCHES {
+        let o = packer(&["validate", "-var", &format!("arch={arch}"), copy]);
+        assert!(
+            o.status.success(),
+            "full validation, arch {arch}: {}",
+            text(&o)
+        );
+    }
 
-    // And a missing binary is caught by that validation (the check is real).
-    std::fs::remove_file(tree.join(bin_rel)).unwrap();
-    let o = packer(&["validate", copy.to_str().unwrap()]);
+    // An architecture the template does not know fails validation.
+    let o = packer(&["validate", "-var", "arch=mips", copy]);
+    assert!(!o.status.success(), "arch=mips accepted: {}", text(&o));
+
+    // A missing binary (here the arm64 one) is caught by that validation (the check is real),
+    // and so is a missing SHA256SUMS.
+    let version = env!("CARGO_PKG_VERSION");
+    let arm = tree.join(format!(
+        "dist/suaicloudapp-{version}-aarch64-unknown-linux-musl"
+    ));
+    std::fs::remove_file(&arm).unwrap();
+    let o = packer(&["validate", "-var", "arch=arm64", copy]);
     assert!(
         !o.status.success() && text(&o).contains("Bad source"),
         "a missing binary must fail validation: {}",
         text(&o)
     );
+    let o = packer(&["validate", "-var", "arch=x86_64", copy]);
+    assert!(
+        o.status.success(),
+        "x86_64 does not need the arm64 file: {}",
+        text(&o)
+    );
+    std::fs::remove_file(tree.join("dist/SHA256SUMS")).unwrap();
+    let o = packer(&["validate", "-var", "arch=x86_64", copy]);
+    assert!(
+        !o.status.success() && text(&o).contains("Bad source"),
+        "a missing SHA256SUMS must fail validation: {}",
+        text(&o)
+    );
+}
+
+/// The build instance checks the binary against SHA256SUMS before it runs or installs it.
+#[test]
+fn provisioner_verifies_the_binary_before_running_it() {
+    let template = std::fs::read_to_string(repo().join(TEMPLATE)).unwrap();
+    let at = |needle: &str| {
+        template
+            .find(needle)
+            .unwrap_or_else(|| panic!("{TEMPLATE} lacks {needle:?}"))
+    };
+    let check = at("\"sha256sum -c suaicloudapp.sha256\"");
+    assert!(at("SHA256SUMS > suaicloudapp.sha256") < check);
+    assert!(check < at("--version\""), "verified before it runs");
+    assert!(
+        check < at("sudo install -o root -g root -m 0755"),
+        "verified before install"
+    );
+    for arch in [
+        "t3.micro",
+        "t4g.micro",
+        "aarch64-unknown-linux-musl",
+        "al2023-ami-2023.*-${local.arch.ami}",
+    ] {
+        at(arch);
+    }
 }
 
 #[test]

@@ -389,7 +389,8 @@ fn dynamodb_write_mode_needs_put_item() {
     assert_fails(&r, "auth", &["access denied", "dynamodb:PutItem"]);
 }
 
-/// Whether the sentinel item exists in `table` on moto A, asked with boto3 from moto's venv.
+/// Whether a sentinel item (the read key, or a write-mode item `suaicloudapp-probe-<instance>`)
+/// exists in `table` on moto A, asked with boto3 from moto's venv.
 fn sentinel_present(table: &str) -> bool {
     let server = env_var("SUAI_TEST_MOTO_SERVER");
     let python = std::path::Path::new(&server)
@@ -399,8 +400,8 @@ fn sentinel_present(table: &str) -> bool {
     let script = "import sys, boto3\n\
 c = boto3.client('dynamodb', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
     aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-r = c.get_item(TableName=sys.argv[2], Key={'id': {'S': sys.argv[3]}}, ConsistentRead=True)\n\
-print('present' if 'Item' in r else 'absent')\n";
+items = c.scan(TableName=sys.argv[2], ConsistentRead=True)['Items']\n\
+print('present' if any(i.get('id', {}).get('S', '').startswith(sys.argv[3]) for i in items) else 'absent')\n";
     let out = Command::new(python)
         .args(["-c", script, &moto(), table, SENTINEL])
         .env_clear()

@@ -4,14 +4,17 @@
 //! seed schema has a default, so the seed file keeps working unchanged. Bad input becomes a
 //! [`ConfigError`] naming the file, line and column; this module never starts anything.
 
+pub mod auth;
+pub mod last_good;
 pub mod source;
 
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretUrl};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use auth::AuthConfig;
 pub use source::{ConfigSource, FetchOptions, Loaded};
 
 /// The whole configuration. Backend sections are optional: an absent one means "not configured".
@@ -47,6 +50,9 @@ pub struct Config {
     /// `[[http]]`: any number of HTTP(S) endpoints, each its own page `/http/<name>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpCheck>,
+    /// `[auth]`: ALB sign-in for the detailed pages; absent means they are open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
 }
 
 /// `[server]`: where to listen and how to protect the listener.
@@ -384,7 +390,8 @@ pub struct LambdaConfig {
 pub struct HttpCheck {
     /// The page is `/http/<name>`: letters, digits, `-` and `_`.
     pub name: PageName,
-    pub url: String,
+    /// Its userinfo and query values are secrets: shown as `***` everywhere.
+    pub url: SecretUrl,
     #[serde(default)]
     pub method: HttpMethod,
     /// The exact status expected; any 2xx when unset. Redirects are never followed.
@@ -646,14 +653,15 @@ impl Config {
             }
         }
         for (i, h) in self.http.iter().enumerate() {
-            if !(h.url.starts_with("http://") || h.url.starts_with("https://"))
-                || h.url.parse::<hyper::Uri>().is_err()
+            let url = h.url.expose();
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.parse::<hyper::Uri>().is_err()
             {
                 return Err(invalid(format!(
-                    "[[http]] entry {} ({}): url {:?} must be an absolute http:// or https:// URL",
+                    "[[http]] entry {} ({}): url \"{}\" must be an absolute http:// or https:// URL",
                     i + 1,
                     h.name,
-                    h.url
+                    h.url.redacted()
                 )));
             }
             if self.http[..i].iter().any(|o| o.name == h.name) {
@@ -668,6 +676,9 @@ impl Config {
                     h.name
                 )));
             }
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate().map_err(invalid)?;
         }
         if self.logs.level.trim().is_empty() {
             return Err(invalid("[logs] level must not be empty".into()));

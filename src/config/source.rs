@@ -3,15 +3,16 @@
 //! This is the one seam between "which bytes" and "what they mean": it returns text plus a
 //! description of its origin, and never parses. At boot on EC2 the S3 object may not be
 //! readable yet (the role's credentials, the object itself), so S3 fetches retry with capped,
-//! jittered backoff until a deadline, logging each cause.
+//! jittered backoff until a deadline, logging each cause. Keeping a fetched copy, and serving
+//! it when S3 cannot be read, is `last_good.rs`.
 
+use super::last_good::Fallback;
 use super::ConfigError;
 use crate::aws;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use std::fmt;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -24,6 +25,9 @@ pub struct FetchOptions {
     pub deadline: Duration,
     /// Where the fetched copy and its ETag are kept; nothing is kept when `None`.
     pub state_dir: Option<PathBuf>,
+    /// The longest wait between two background fetches while the last known good copy is
+    /// served (`crate::refetch`).
+    pub retry_max: Duration,
 }
 
 impl Default for FetchOptions {
@@ -32,6 +36,7 @@ impl Default for FetchOptions {
             region: None,
             deadline: Duration::from_secs(120),
             state_dir: None,
+            retry_max: Duration::from_secs(60),
         }
     }
 }
@@ -60,6 +65,9 @@ pub struct Loaded {
     pub etag: Option<String>,
     /// Where the fetched copy was saved, if it was.
     pub copy: Option<PathBuf>,
+    /// Set when this is the last known good copy from the state directory, served because the
+    /// S3 object could not be used at boot.
+    pub fallback: Option<Fallback>,
 }
 
 impl ConfigSource {
@@ -97,6 +105,7 @@ impl ConfigSource {
                     origin,
                     etag: None,
                     copy: None,
+                    fallback: None,
                 })
             }
             ConfigSource::S3 { bucket, key } => fetch_s3(bucket, key, opts).await,
@@ -121,16 +130,14 @@ async fn fetch_s3(bucket: &str, key: &str, opts: &FetchOptions) -> Result<Loaded
     for attempt in 1.. {
         let cause = match get_object(bucket, key, region.clone()).await {
             Ok((text, etag)) => {
-                let copy = opts
-                    .state_dir
-                    .as_deref()
-                    .and_then(|dir| keep_copy(dir, &text, etag.as_deref()));
                 info!(source = %origin, etag = etag.as_deref().unwrap_or("-"), attempt, "config fetched");
+                // Kept as the last known good copy only once it parsed (`last_good::keep`).
                 return Ok(Loaded {
                     text,
                     origin,
                     etag,
-                    copy,
+                    copy: None,
+                    fallback: None,
                 });
             }
             Err(Attempt::WrongRegion(r)) if !redirected => {
@@ -237,39 +244,6 @@ async fn get_object(
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| Attempt::Fatal("the object is not UTF-8 text, so not a TOML config".into()))?;
     Ok((text, etag))
-}
-
-/// Saves the fetched text (0600: it may hold passwords) and its ETag; a failure is logged,
-/// never fatal: serving matters more than the copy.
-fn keep_copy(dir: &Path, text: &str, etag: Option<&str>) -> Option<PathBuf> {
-    let path = dir.join("config.toml");
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        write_private(&path, text.as_bytes())?;
-        write_private(&dir.join("config.etag"), etag.unwrap_or("").as_bytes())
-    };
-    match write() {
-        Ok(()) => Some(path),
-        Err(e) => {
-            warn!(dir = %dir.display(), error = %e, "cannot keep a copy of the fetched config");
-            None
-        }
-    }
-}
-
-/// Writes via a temporary file and a rename, so a reader never sees half a file.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
 }
 
 impl fmt::Display for ConfigSource {

@@ -2,7 +2,9 @@
 //! app relies on (partition key `[dynamodb] partition_key`, type S, no sort key).
 //!
 //! On failure a DescribeTable (cached) explains why: missing table, status not ACTIVE, or a
-//! key schema other than the expected one. `mode = "write"` adds put, consistent get, delete.
+//! key schema other than the expected one. `mode = "write"` adds put, consistent get, delete
+//! of this instance's own item (`suaicloudapp-probe-<instance id>`), so instances checking at
+//! once never read back each other's writes.
 
 use super::{Details, Failure, Probe, Stage};
 use crate::aws::{self, AwsContext};
@@ -15,8 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 
-/// The key the probe reads (and in write mode writes): never a real item's key.
+/// The key the probe reads (write mode writes this plus `-<instance id>`): never a real item's.
 pub const SENTINEL_KEY: &str = "suaicloudapp-probe";
+
+/// The item write mode puts, reads back and deletes: one per instance.
+fn write_key() -> String {
+    format!("{SENTINEL_KEY}-{}", crate::identity::instance_name())
+}
 
 /// How long a DescribeTable explanation is reused.
 const DESCRIBE_TTL: Duration = Duration::from_secs(30);
@@ -84,24 +91,27 @@ impl DynamoProbe {
         if let Err(err) = read {
             return Err(self.explain(built, &err, "GetItem").await);
         }
-        if self.mode == DynamoMode::Write {
-            self.write_cycle(built).await?;
-        }
-        Ok(vec![
+        let mut details = vec![
             ("table", self.table.clone()),
             ("mode", format!("{:?}", self.mode).to_lowercase()),
-        ])
+        ];
+        if self.mode == DynamoMode::Write {
+            let item = write_key();
+            self.write_cycle(built, &item).await?;
+            details.push(("item", item));
+        }
+        Ok(details)
     }
 
     /// Put, consistent read-back, delete: proves writes land and are readable.
-    async fn write_cycle(&self, built: &Built) -> Result<(), Failure> {
+    async fn write_cycle(&self, built: &Built, item: &str) -> Result<(), Failure> {
         let client = &built.client;
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0)
             .to_string();
-        let key = AttributeValue::S(SENTINEL_KEY.into());
+        let key = AttributeValue::S(item.into());
         if let Err(e) = client
             .put_item()
             .table_name(&self.table)
@@ -131,7 +141,7 @@ impl DynamoProbe {
             return Err(Failure::new(
                 Stage::Query,
                 format!(
-                    "wrote item {SENTINEL_KEY} to {} but a consistent read returned {read_back:?}",
+                    "wrote item {item} to {} but a consistent read returned {read_back:?}",
                     self.table
                 ),
             ));

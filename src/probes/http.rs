@@ -1,12 +1,17 @@
 //! `/http/<name>`: one request to a configured URL (API Gateway stage, Lambda function URL,
 //! internal service). Redirects are never followed; TLS is always verified.
+//!
+//! SECURITY: the URL's userinfo and query values are secrets ([`SecretUrl`]); every message and
+//! the target show the redacted form, and a `user:pass@` is sent as HTTP Basic credentials.
 
 use super::{dns_failure, Details, Failure, Probe, Stage};
 use crate::config::{HttpCheck, HttpMethod};
+use crate::secret::{redact_url, SecretUrl};
 use crate::tls::{self, Verify};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper::header::{HeaderValue, AUTHORIZATION};
 use hyper::{Method, Request, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -21,7 +26,12 @@ type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// Probes one URL with a client (and its connection pool) built once.
 pub struct HttpProbe {
+    /// Without its userinfo (that goes in `basic`); the query may still hold a token.
     url: Uri,
+    /// The configured URL: messages and the target use its redacted form.
+    secret: SecretUrl,
+    /// `Authorization: Basic ...` from the URL's userinfo, marked sensitive.
+    basic: Option<HeaderValue>,
     method: Method,
     expect_status: Option<u16>,
     expect_body: Option<String>,
@@ -32,7 +42,7 @@ pub struct HttpProbe {
 impl HttpProbe {
     /// Builds the client; a CA file that cannot be read is reported on every check.
     pub fn new(cfg: &HttpCheck, budget: Duration) -> HttpProbe {
-        let url: Uri = cfg.url.parse().expect("validated in config");
+        let (url, basic) = split_userinfo(cfg.url.expose());
         let https = url.scheme_str() == Some("https");
         // Plain http never uses the TLS config, so a machine without CA bundle can still probe it.
         let tls = match tls::client_config(Verify::Full, cfg.ca_file.as_deref()) {
@@ -57,6 +67,8 @@ impl HttpProbe {
         });
         HttpProbe {
             url,
+            secret: cfg.url.clone(),
+            basic,
             method: match cfg.method {
                 HttpMethod::Get => Method::GET,
                 HttpMethod::Head => Method::HEAD,
@@ -81,6 +93,12 @@ impl HttpProbe {
                 concat!("suaicloudapp/", env!("CARGO_PKG_VERSION")),
             )
             .body(Empty::new())
+            .map(|mut req| {
+                if let Some(b) = &self.basic {
+                    req.headers_mut().insert(AUTHORIZATION, b.clone());
+                }
+                req
+            })
             .map_err(|e| Failure::new(Stage::Internal, e.to_string()))?;
         let resp = client
             .request(req)
@@ -99,11 +117,14 @@ impl HttpProbe {
                 .headers()
                 .get("location")
                 .and_then(|l| l.to_str().ok())
-                .map(|l| format!(" (redirect to {l}, not followed)"))
+                .map(|l| format!(" (redirect to {}, not followed)", redact_url(l)))
                 .unwrap_or_default();
             return Err(Failure::new(
                 Stage::Request,
-                format!("{} answered {status}, expected {want}{location}", self.url),
+                format!(
+                    "{} answered {status}, expected {want}{location}",
+                    self.secret
+                ),
             ));
         }
         if let Some(needle) = &self.expect_body {
@@ -113,7 +134,7 @@ impl HttpProbe {
                 .map_err(|e| {
                     Failure::new(
                         Stage::Request,
-                        format!("reading the body of {} failed: {e}", self.url),
+                        format!("reading the body of {} failed: {e}", self.secret),
                     )
                 })?
                 .to_bytes();
@@ -122,7 +143,7 @@ impl HttpProbe {
                     Stage::Request,
                     format!(
                         "{} answered {status} but the body lacks {needle:?}",
-                        self.url
+                        self.secret
                     ),
                 ));
             }
@@ -131,9 +152,9 @@ impl HttpProbe {
     }
 
     fn transport_failure(&self, e: &hyper_util::client::legacy::Error) -> Failure {
-        let text = tls::chain_text(e);
+        let text = self.scrub(&tls::chain_text(e));
         let lower = text.to_ascii_lowercase();
-        let u = &self.url;
+        let u = &self.secret;
         if lower.contains("certificate") || lower.contains("unknownissuer") {
             Failure::new(
                 Stage::Tls,
@@ -165,11 +186,46 @@ impl HttpProbe {
             Failure::new(Stage::Request, format!("{u}: {text}"))
         }
     }
+
+    /// A client error's text with the URL's query replaced, should a library ever quote it.
+    fn scrub(&self, text: &str) -> String {
+        match self.url.query() {
+            Some(q) if !q.is_empty() => text.replace(q, "***"),
+            _ => text.to_string(),
+        }
+    }
+}
+
+/// The request URI without userinfo (hyper never sends it), and that userinfo as a Basic
+/// `Authorization` header (percent-decoded, as curl does).
+fn split_userinfo(url: &str) -> (Uri, Option<HeaderValue>) {
+    let uri: Uri = url.parse().expect("validated in config");
+    let Some((userinfo, host)) = uri
+        .authority()
+        .and_then(|a| a.as_str().rsplit_once('@'))
+        .map(|(u, h)| (u.to_string(), h.to_string()))
+    else {
+        return (uri, None);
+    };
+    let decoded = percent_encoding::percent_decode_str(&userinfo).collect::<Vec<u8>>();
+    use base64::Engine as _;
+    let mut value = HeaderValue::try_from(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(decoded)
+    ))
+    .ok();
+    if let Some(v) = value.as_mut() {
+        v.set_sensitive(true);
+    }
+    let mut parts = uri.into_parts();
+    parts.authority = host.parse().ok();
+    let uri = Uri::from_parts(parts).expect("the same URI without its userinfo");
+    (uri, value)
 }
 
 impl Probe for HttpProbe {
     fn target(&self) -> String {
-        self.url.to_string()
+        self.secret.redacted().to_string()
     }
 
     fn budget(&self) -> Duration {

@@ -3,6 +3,10 @@
 //! Knows MySQL/MariaDB error codes and TLS modes, and nothing about HTTP. The pool holds at
 //! most two connections and drops idle ones after a minute, well below any server's
 //! `wait_timeout`, so the probe never holds connections a busy RDS instance needs.
+//!
+//! A passing check says what the connection had: `tls=verified`, `tls=unverified` (the
+//! `preferred` default encrypts but trusts any certificate) or `tls=off`. mysql_async keeps
+//! its stream's `is_secure` private, so the server's own `Ssl_cipher` for the session says it.
 
 use super::{dns_failure, Details, Failure, Probe, Stage};
 use crate::config::{DatabaseConfig, MysqlTls};
@@ -11,6 +15,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{
     DriverError, Error, IoError, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -28,6 +33,8 @@ pub struct MysqlProbe {
     /// The pool in use; `preferred` swaps in a plain pool when the server offers no TLS.
     pool: Mutex<Pool>,
     plain: OptsBuilder,
+    /// True once `preferred` fell back to the plain pool (the server offered no TLS).
+    went_plain: AtomicBool,
 }
 
 impl MysqlProbe {
@@ -60,6 +67,7 @@ impl MysqlProbe {
             budget,
             pool: Mutex::new(Pool::new(opts)),
             plain,
+            went_plain: AtomicBool::new(false),
         }
     }
 
@@ -74,6 +82,7 @@ impl MysqlProbe {
             {
                 // `preferred` means TLS when offered: this server offers none, so go plain.
                 let plain = Pool::new(self.plain.clone());
+                self.went_plain.store(true, Ordering::Relaxed);
                 let old = std::mem::replace(
                     &mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()),
                     plain.clone(),
@@ -83,18 +92,43 @@ impl MysqlProbe {
             }
             other => other,
         }
-        .map(|version| vec![("server_version", version)])
+        .map(|(version, encrypted)| {
+            let verifying = matches!(self.tls, MysqlTls::VerifyCa | MysqlTls::VerifyIdentity);
+            vec![
+                ("server_version", version),
+                ("tls", tls_state(encrypted, verifying).to_string()),
+            ]
+        })
         .map_err(|staged| staged.explain(self))
     }
 
     /// Runs `SELECT 1` on a pooled connection, retrying once on a fresh one if the pooled
-    /// connection turns out dead (the server restarted while it sat idle).
-    async fn select_one(&self, pool: Pool) -> Result<String, Staged> {
+    /// connection turns out dead (the server restarted while it sat idle); then asks the server
+    /// whether that session is encrypted.
+    async fn select_one(&self, pool: Pool) -> Result<(String, bool), Staged> {
         for attempt in 0..2 {
             let mut conn = pool.get_conn().await.map_err(Staged::Connect)?;
             let version = conn.server_version();
             match conn.query_first::<i64, _>("SELECT 1").await {
-                Ok(Some(1)) => return Ok(format!("{}.{}.{}", version.0, version.1, version.2)),
+                Ok(Some(1)) => {
+                    let cipher = conn
+                        .query_first::<(String, String), _>("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                        .await
+                        .map_err(Staged::Query)?;
+                    // No row (a server whose status variables are off): the driver's own rule
+                    // decides, as it refuses a plain session whenever TLS options are set.
+                    let encrypted = match cipher {
+                        Some((_, c)) => !c.is_empty(),
+                        None => {
+                            self.tls != MysqlTls::Disabled
+                                && !self.went_plain.load(Ordering::Relaxed)
+                        }
+                    };
+                    return Ok((
+                        format!("{}.{}.{}", version.0, version.1, version.2),
+                        encrypted,
+                    ));
+                }
                 Ok(other) => {
                     return Err(Staged::Unexpected(format!("SELECT 1 returned {other:?}")));
                 }
@@ -210,6 +244,15 @@ fn io_failure(e: &std::io::Error, at: &str, connecting: bool) -> Failure {
             format!("{at} closed the connection ({e}): a TLS-only port, a proxy, or a restarting server"),
         ),
         _ => Failure::new(Stage::Connect, format!("cannot reach {at}: {e}")),
+    }
+}
+
+/// `tls=` on a passing row: what the connection had, not what was asked for.
+pub(crate) fn tls_state(encrypted: bool, verifying: bool) -> &'static str {
+    match (encrypted, verifying) {
+        (true, true) => "verified",
+        (true, false) => "unverified",
+        (false, _) => "off",
     }
 }
 

@@ -2,6 +2,11 @@
 //! idle ones closed after a minute) with rustls for TLS, built once.
 //!
 //! Knows libpq's sslmodes and PostgreSQL's SQLSTATEs; nothing about HTTP.
+//!
+//! A passing check says what the connection had: `tls=verified`, `tls=unverified` (the
+//! `prefer` default encrypts but trusts any certificate) or `tls=off`. tokio-postgres does not
+//! say whether `prefer` ended up encrypted, so the server's `pg_stat_ssl` row for the session
+//! does, in the same round trip as `SELECT 1`.
 
 use super::{dns_failure, Details, Failure, Probe, Stage};
 use crate::config::{PgSslMode, PostgresConfig};
@@ -12,6 +17,24 @@ use std::time::Duration;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// The check, and whether this session is encrypted (readable by any user for its own pid).
+const QUERY: &str = "SELECT 1; SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+/// The `ssl` column of the second statement's row (`t`/`f`), if the server gave one.
+fn session_ssl(messages: &[tokio_postgres::SimpleQueryMessage]) -> Option<bool> {
+    let rows: Vec<_> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    match rows.as_slice() {
+        [one, ssl] if one.get(0) == Some("1") => ssl.get(0).map(|v| v == "t"),
+        _ => None,
+    }
+}
 
 /// Idle pooled connections are closed after this.
 const IDLE_TTL: Duration = Duration::from_secs(60);
@@ -88,8 +111,19 @@ impl PostgresProbe {
         pool.retain(|_, m| m.last_used() < IDLE_TTL);
         for attempt in 0..2 {
             let client = pool.get().await.map_err(|e| self.pool_failure(e))?;
-            match client.simple_query("SELECT 1").await {
-                Ok(_) => return Ok(vec![("database", self.dbname.clone())]),
+            match client.simple_query(QUERY).await {
+                Ok(messages) => {
+                    let verifying =
+                        matches!(self.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+                    let tls = match session_ssl(&messages) {
+                        Some(encrypted) => super::mysql::tls_state(encrypted, verifying),
+                        None => "unknown",
+                    };
+                    return Ok(vec![
+                        ("database", self.dbname.clone()),
+                        ("tls", tls.to_string()),
+                    ]);
+                }
                 // A pooled connection the server closed while idle (a restart): retry fresh.
                 Err(e) if e.is_closed() && attempt == 0 => {
                     let _ = deadpool_postgres::Object::take(client);

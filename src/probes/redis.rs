@@ -2,7 +2,8 @@
 //! (ElastiCache cluster mode). `mode = "auto"` asks the server (`cluster_enabled:1`).
 //!
 //! The connection is made on the first check and kept: a ConnectionManager reconnects by
-//! itself; a cluster connection that errors is dropped and rebuilt on the next check.
+//! itself; a cluster connection that errors or outlives the budget is dropped and rebuilt on
+//! the next check.
 
 use super::{dns_failure, Details, Failure, Probe, Stage};
 use crate::config::{RedisConfig, RedisMode};
@@ -146,23 +147,31 @@ impl RedisProbe {
             return Err(Failure::new(Stage::Tls, e.clone()));
         }
         let mut guard = self.conn.lock().await;
-        let conn = match guard.as_mut() {
+        // The connection is out of the slot while it is checked and goes back only when the
+        // check passed: if the runner's timeout drops this future mid-check, or the check
+        // fails, a cluster connection is rebuilt from the configuration endpoint next time
+        // (its topology may have moved, or a node it waits on may be paused).
+        let conn = match guard.take() {
             Some(conn) => conn,
-            None => {
-                let conn = self
-                    .connect()
-                    .await
-                    .map_err(|e| self.explain(&e, Stage::Connect))?;
-                guard.insert(conn)
-            }
+            None => self
+                .connect()
+                .await
+                .map_err(|e| self.explain(&e, Stage::Connect))?,
         };
         match conn {
-            Conn::Single(m) => ping(m).await.map_err(|e| self.explain(&e, Stage::Query))?,
-            Conn::Cluster(c) => {
-                let result = cluster_check(c).await;
-                if result.is_err() {
-                    // Rebuild from the configuration endpoint next time: topology may have moved.
-                    *guard = None;
+            Conn::Single(m) => {
+                // The manager reconnects by itself: it stays in the slot whatever happens (a
+                // clone shares its one connection).
+                let mut probe = m.clone();
+                *guard = Some(Conn::Single(m));
+                ping(&mut probe)
+                    .await
+                    .map_err(|e| self.explain(&e, Stage::Query))?;
+            }
+            Conn::Cluster(mut c) => {
+                let result = cluster_check(&mut c).await;
+                if result.is_ok() {
+                    *guard = Some(Conn::Cluster(c));
                 }
                 return result.map_err(|e| match e {
                     ClusterFault::Redis(e) => self.explain(&e, Stage::Query),

@@ -65,14 +65,28 @@ pub fn html(app: &App, outcomes: &[Outcome], refresh: Option<u32>) -> String {
 fn identity_block(app: &App) -> String {
     let id = app.shared.identity.get();
     let field = |v: Option<&String>| v.map_or("-".to_string(), |s| esc(s).into_owned());
+    let who = match id.and_then(|i| i.task.as_ref()) {
+        Some(t) => format!(
+            "<dt>Task</dt><dd id=\"task-arn\">{}</dd><dt>Cluster</dt><dd id=\"cluster\">{}</dd>\
+             <dt>Family</dt><dd id=\"family\">{}:{}</dd><dt>Launch type</dt><dd id=\"launch-type\">{}</dd>",
+            esc(&t.arn),
+            esc(&t.cluster),
+            esc(&t.family),
+            esc(&t.revision),
+            esc(&t.launch_type),
+        ),
+        None => format!(
+            "<dt>Instance</dt><dd id=\"instance-id\">{}</dd>",
+            field(id.map(|i| &i.instance_id))
+        ),
+    };
     format!(
-        "<dl id=\"identity\"><dt>Instance</dt><dd id=\"instance-id\">{}</dd><dt>Zone</dt><dd>{}</dd><dt>Region</dt><dd>{}</dd>\
+        "<dl id=\"identity\">{who}<dt>Zone</dt><dd>{}</dd><dt>Region</dt><dd>{}</dd>\
          <dt>Version</dt><dd>{}</dd><dt>Config</dt><dd>{}</dd><dt>ETag</dt><dd>{}</dd></dl>",
-        field(id.map(|i| &i.instance_id)),
         field(id.map(|i| &i.availability_zone)),
         field(id.map(|i| &i.region)),
         env!("CARGO_PKG_VERSION"),
-        esc(&app.origin),
+        super::config_source::html(app),
         field(app.etag.as_ref()),
     )
 }
@@ -102,9 +116,24 @@ fn row(o: &Outcome) -> String {
 pub fn text(app: &App, outcomes: &[Outcome]) -> String {
     let mut t = format!("suaicloudapp {}", env!("CARGO_PKG_VERSION"));
     if let Some(id) = app.shared.identity.get() {
-        let _ = write!(t, " on {} ({})", id.instance_id, id.availability_zone);
+        match &id.task {
+            Some(task) => {
+                let _ = write!(
+                    t,
+                    " on task {} ({}:{}, {}, {})",
+                    task.arn, task.family, task.revision, task.launch_type, id.availability_zone
+                );
+            }
+            None => {
+                let _ = write!(t, " on {} ({})", id.instance_id, id.availability_zone);
+            }
+        }
     }
     t.push('\n');
+    if let Some(config) = super::config_source::text(app) {
+        t.push_str(&config);
+        t.push('\n');
+    }
     for o in outcomes {
         t.push_str(&line(o));
         t.push('\n');

@@ -1,6 +1,8 @@
 //! The listener: accepts connections, caps how many are open, times out slow request heads,
 //! logs one line per request, and drains in-flight requests on shutdown.
 
+pub mod auth;
+pub mod config_source;
 pub mod dashboard;
 mod head_deadline;
 pub mod render;
@@ -39,6 +41,10 @@ pub struct App {
     /// Where the config came from and its ETag, for the dashboard.
     pub origin: String,
     pub etag: Option<String>,
+    /// `[auth]`: ALB sign-in for the detailed pages, with its key cache.
+    pub auth: Option<auth::AlbAuth>,
+    /// Set while the config is the last known good copy, not S3's object.
+    pub fallback: Option<crate::config::last_good::Fallback>,
     pub shared: Shared,
 }
 
@@ -59,6 +65,8 @@ impl App {
             server: config.server.clone(),
             origin: loaded.origin.clone(),
             etag: loaded.etag.clone(),
+            auth: config.auth.as_ref().map(auth::AlbAuth::new),
+            fallback: loaded.fallback.clone(),
             shared,
         }
     }
@@ -174,10 +182,7 @@ fn answered<B>(
     );
     if let Some(id) = app.shared.identity.get() {
         let h = resp.headers_mut();
-        for (name, value) in [
-            ("x-instance-id", &id.instance_id),
-            ("x-availability-zone", &id.availability_zone),
-        ] {
+        for (name, value) in id.headers() {
             if let Ok(v) = HeaderValue::from_str(value) {
                 h.insert(name, v);
             }

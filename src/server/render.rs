@@ -62,9 +62,15 @@ pub fn outcome(o: &Outcome) -> Response<Body> {
 pub const HEALTH_JSON: &str = "application/health+json";
 
 /// Outcomes in the draft's shape: `status`, and `checks` keyed `<backend>:responseTime`, each
-/// with `componentType`, `observedValue` (latency, ms), `time` and, on failure, `output`.
+/// with `componentType`, `observedValue` (latency, ms), `time` and, on failure, `output` (on
+/// success, `details`: what the backend reported).
 /// Pass answers 200, fail 503.
 pub fn health_json(outcomes: &[Outcome], instance_id: Option<&str>) -> Response<Body> {
+    json(health_doc(outcomes, instance_id))
+}
+
+/// The document [`health_json`] sends, for a page that adds its own fields.
+pub fn health_doc(outcomes: &[Outcome], instance_id: Option<&str>) -> serde_json::Value {
     let all_ok = outcomes.iter().all(Outcome::is_ok);
     let mut checks = serde_json::Map::new();
     for o in outcomes {
@@ -76,8 +82,18 @@ pub fn health_json(outcomes: &[Outcome], instance_id: Option<&str>) -> Response<
             "status": if o.is_ok() { "pass" } else { "fail" },
             "time": humantime::format_rfc3339_millis(o.checked_at).to_string(),
         });
-        if let Err(f) = &o.result {
-            c["output"] = format!("{}: {}", f.stage, f.cause).into();
+        match &o.result {
+            Err(f) => c["output"] = format!("{}: {}", f.stage, f.cause).into(),
+            // What a passing backend reported (`server_version`, `tls`...): an extension
+            // field, as the draft keeps `output` for failures.
+            Ok(details) if !details.is_empty() => {
+                let map: serde_json::Map<String, serde_json::Value> = details
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone().into()))
+                    .collect();
+                c["details"] = map.into();
+            }
+            Ok(_) => {}
         }
         checks.insert(
             format!("{}:responseTime", o.name),
@@ -96,7 +112,12 @@ pub fn health_json(outcomes: &[Outcome], instance_id: Option<&str>) -> Response<
     if !outcomes.is_empty() {
         doc["checks"] = serde_json::Value::Object(checks);
     }
-    let status = if all_ok {
+    doc
+}
+
+/// A health document as `application/health+json`: 200 when its `status` is `pass`, else 503.
+pub fn json(doc: serde_json::Value) -> Response<Body> {
+    let status = if doc["status"] == "pass" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -3,6 +3,7 @@
 
 use super::render::{self, Body};
 use super::{dashboard, App};
+use crate::identity::Identity;
 use crate::probes::Lookup;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -19,7 +20,7 @@ pub fn answer_now<B>(app: &App, req: &Request<B>) -> Option<Response<Body>> {
 fn health<B>(app: &App, req: &Request<B>) -> Response<Body> {
     match negotiate(req) {
         Format::Json => {
-            let instance_id = app.shared.identity.get().map(|i| i.instance_id.as_str());
+            let instance_id = app.shared.identity.get().map(Identity::service_id);
             render::health_json(&[], instance_id)
         }
         _ => render::text(StatusCode::OK, "healthy"),
@@ -47,7 +48,14 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return resp;
     }
-    let instance_id = app.shared.identity.get().map(|i| i.instance_id.as_str());
+    if let Some(auth) = &app.auth {
+        if needs_sign_in(auth, &page, req) {
+            if let Some(refused) = super::auth::refuse_unsigned(auth, req).await {
+                return refused;
+            }
+        }
+    }
+    let instance_id = app.shared.identity.get().map(Identity::service_id);
     match page {
         Page::Health => health(app, req),
         Page::Logs => logs(app, req).await,
@@ -85,6 +93,18 @@ enum Page<'a> {
     NotConfigured(&'a str),
 }
 
+/// With `[auth]`, the pages that show more than `OK`: the logs, the dashboard (targets,
+/// causes, config origin), any JSON answer (its `output`) and, when asked, `/metrics`.
+/// `/health` and a probe page's plain answer stay open for the load balancer.
+fn needs_sign_in<B>(auth: &super::auth::AlbAuth, page: &Page<'_>, req: &Request<B>) -> bool {
+    match page {
+        Page::Logs | Page::Dashboard => true,
+        Page::Metrics => auth.protect_metrics,
+        Page::Probe(_) => negotiate(req) == Format::Json,
+        Page::Health | Page::NotConfigured(_) => false,
+    }
+}
+
 /// Every configured backend, probed in parallel through the same cached runners: the page
 /// answers within the longest probe budget even when a backend hangs.
 async fn dashboard<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) -> Response<Body> {
@@ -96,7 +116,11 @@ async fn dashboard<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) ->
         StatusCode::SERVICE_UNAVAILABLE
     };
     match negotiate(req) {
-        Format::Json => render::health_json(&outcomes, instance_id),
+        Format::Json => {
+            let mut doc = render::health_doc(&outcomes, instance_id);
+            doc["config_source"] = super::config_source::json(app);
+            render::json(doc)
+        }
         Format::Html => {
             let refresh = query_param(req.uri().query(), "refresh")
                 .and_then(|v| v.parse::<u32>().ok())
@@ -179,7 +203,8 @@ async fn logs<B>(app: &App, req: &Request<B>) -> Response<Body> {
             "logs are disabled ([logs] enabled = false)\n",
         );
     }
-    if let Some(token) = &cfg.token {
+    // With `[auth]` the ALB's sign-in (checked in `route`) replaces the bearer token.
+    if let (None, Some(token)) = (&app.auth, &cfg.token) {
         if !bearer_matches(req, token.expose()) {
             let mut resp = render::text(
                 StatusCode::UNAUTHORIZED,

@@ -4,7 +4,9 @@
 
 pub mod imds;
 pub mod load;
+pub mod moto;
 pub mod servers;
+pub mod userdata;
 #[allow(unused_imports)]
 pub use servers::{OwnMariaDb, OwnRedis};
 
@@ -180,18 +182,27 @@ impl Starting {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Starting {
+        let program: Vec<&str> = wrapper.iter().copied().chain([BIN]).collect();
+        Self::spawn_program(&program, name, config, args, envs)
+    }
+
+    /// As [`Starting::spawn`], with another command line in place of the binary under test:
+    /// `program[0]` with the rest as its first arguments (for example
+    /// `qemu-aarch64-static path/to/aarch64/suaicloudapp`).
+    pub fn spawn_program(
+        program: &[&str],
+        name: &str,
+        config: Option<&str>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Starting {
         let dir = scratch_dir(name);
         if let Some(config) = config {
             std::fs::write(dir.join("config.toml"), config).unwrap();
         }
-        let mut cmd = match wrapper.split_first() {
-            Some((program, rest)) => {
-                let mut c = Command::new(program);
-                c.args(rest).arg(BIN);
-                c
-            }
-            None => Command::new(BIN),
-        };
+        let (first, rest) = program.split_first().expect("a program to run");
+        let mut cmd = Command::new(first);
+        cmd.args(rest);
         cmd.current_dir(&dir)
             .args(args)
             .env_clear()

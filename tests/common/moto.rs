@@ -1,0 +1,108 @@
+//! A private moto server (S3 over real HTTP) that a test may stop and start again on the same
+//! port, without disturbing the shared one. moto keeps its data in memory: a restarted server
+//! is empty until the test puts its bucket and objects back.
+
+use super::{closed_port, env_var, eventually};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A moto server on a fixed loopback port, running or stopped.
+pub struct OwnMoto {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl OwnMoto {
+    /// Starts moto on a free port and waits until it accepts connections.
+    pub fn start() -> OwnMoto {
+        let mut moto = OwnMoto {
+            port: closed_port(),
+            child: None,
+        };
+        moto.restart();
+        moto
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same port (after [`OwnMoto::stop`]), empty.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "moto is already running");
+        let child = Command::new(env_var("SUAI_TEST_MOTO_SERVER"))
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto_server");
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            eventually(Duration::from_secs(30), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "own moto_server did not listen on {port}"
+        );
+    }
+
+    /// Stops it; connections to its port are refused from now on.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Creates `bucket` when missing and puts `body` at `key`; returns the object's ETag
+    /// without quotes.
+    pub fn put(&self, bucket: &str, key: &str, body: &str) -> String {
+        put_object(&self.url(), bucket, key, body)
+    }
+}
+
+/// Puts `body` at `bucket`/`key` on the moto server at `endpoint` (creating the bucket when
+/// missing) with boto3; returns the object's ETag without quotes.
+pub fn put_object(endpoint: &str, bucket: &str, key: &str, body: &str) -> String {
+    let script = format!(
+        "import boto3,sys\n\
+         s=boto3.client('s3',endpoint_url='{endpoint}',region_name='us-east-1',aws_access_key_id='testing',aws_secret_access_key='testing')\n\
+         b,k=sys.argv[1],sys.argv[2]\n\
+         if b not in [x['Name'] for x in s.list_buckets()['Buckets']]: s.create_bucket(Bucket=b)\n\
+         print(s.put_object(Bucket=b,Key=k,Body=sys.stdin.buffer.read())['ETag'].strip('\"'))\n"
+    );
+    let mut child = Command::new(venv_python())
+        .args(["-c", &script, bucket, key])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "boto3 put {bucket}/{key}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The Python of the moto venv the test environment installed (it has boto3).
+fn venv_python() -> PathBuf {
+    PathBuf::from(env_var("SUAI_TEST_MOTO_SERVER"))
+        .parent()
+        .unwrap()
+        .join("python")
+}

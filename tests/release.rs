@@ -1,0 +1,169 @@
+//! Release artifacts and the release workflow:
+//! - scripts/dist.sh (`make dist`) packages both static binaries under versioned names with a
+//!   SHA256SUMS that `sha256sum -c` accepts (and that catches a changed byte); run here with
+//!   `--no-build` on the binaries `make test` built first (`static`, `static-aarch64`);
+//! - .github/workflows/release.yml passes actionlint (with shellcheck on its `run:` scripts), and
+//!   actionlint does reject a planted mistake; its steps are the make targets a person runs.
+
+mod common;
+use common::userdata::{repo, text};
+use common::*;
+use std::process::Command;
+use std::time::Instant;
+
+const WORKFLOW: &str = ".github/workflows/release.yml";
+
+/// ELF e_machine of a file (62: x86-64, 183: AArch64).
+fn elf_machine(bytes: &[u8]) -> u16 {
+    assert!(
+        bytes.len() > 64 && &bytes[..4] == b"\x7fELF",
+        "not an ELF file"
+    );
+    u16::from_le_bytes([bytes[0x12], bytes[0x13]])
+}
+
+#[test]
+fn dist_packages_both_binaries_with_a_checking_sha256sums() {
+    let started = Instant::now();
+    let version = env!("CARGO_PKG_VERSION");
+    let out = scratch_dir("dist");
+    // A binary of an older release in the directory is removed (SHA256SUMS lists what is there).
+    let stale = out.join("suaicloudapp-0.0.1-x86_64-unknown-linux-musl");
+    std::fs::write(&stale, "old").unwrap();
+    let run = Command::new(repo("scripts/dist.sh"))
+        .args(["--no-build", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run scripts/dist.sh");
+    assert!(
+        run.status.success(),
+        "scripts/dist.sh --no-build (run `make static static-aarch64` first; `make test` does): {}",
+        text(&run.stderr)
+    );
+    assert!(
+        !stale.exists(),
+        "an older release's binary was left in dist/"
+    );
+
+    let names = [
+        (
+            format!("suaicloudapp-{version}-x86_64-unknown-linux-musl"),
+            62,
+        ),
+        (
+            format!("suaicloudapp-{version}-aarch64-unknown-linux-musl"),
+            183,
+        ),
+    ];
+    let mut listing: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    listing.sort();
+    let mut want: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
+    want.push("SHA256SUMS".into());
+    want.sort();
+    assert_eq!(listing, want);
+
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let lines: Vec<&str> = sums.lines().collect();
+    assert_eq!(lines.len(), 2, "{sums}");
+    for ((name, machine), line) in names.iter().zip(&lines) {
+        let (digest, file) = line.split_once("  ").expect("`<digest>  <name>` lines");
+        assert_eq!(file, name, "relative names: {sums}");
+        assert!(
+            digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{line}"
+        );
+        let bytes = std::fs::read(out.join(name)).unwrap();
+        assert_eq!(elf_machine(&bytes), *machine, "{name}");
+        eprintln!("{name}: {} bytes", bytes.len());
+    }
+    let check = |what: &str| {
+        Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(&out)
+            .output()
+            .unwrap_or_else(|e| panic!("sha256sum ({what}): {e}"))
+    };
+    let ok = check("as written");
+    assert!(ok.status.success(), "{}", text(&ok.stdout));
+
+    // The control: one changed byte and `sha256sum -c` says which file failed.
+    let victim = out.join(&names[1].0);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&victim, bytes).unwrap();
+    let bad = check("after a change");
+    assert!(
+        !bad.status.success() && text(&bad.stdout).contains(&format!("{}: FAILED", names[1].0)),
+        "{}",
+        text(&bad.stdout)
+    );
+    eprintln!("dist packaging and checks: {:?}", started.elapsed());
+}
+
+fn actionlint(file: &std::path::Path) -> (bool, String) {
+    let moto = std::path::PathBuf::from(env_var("SUAI_TEST_MOTO_SERVER"));
+    let bin = moto.parent().unwrap().join("actionlint");
+    assert!(
+        bin.is_file(),
+        "{} missing: run scripts/test-env.sh up (installs actionlint into the moto venv)",
+        bin.display()
+    );
+    let shellcheck = ["/usr/bin/shellcheck", "/bin/shellcheck"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("shellcheck (Debian) for actionlint's run: checks");
+    let out = Command::new(bin)
+        .args(["-no-color", "-shellcheck", shellcheck])
+        .arg(file)
+        .output()
+        .expect("run actionlint");
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+#[test]
+fn release_workflow_passes_actionlint_and_runs_the_make_targets() {
+    let started = Instant::now();
+    let (ok, said) = actionlint(&repo(WORKFLOW));
+    assert!(
+        ok && said.trim().is_empty(),
+        "actionlint {WORKFLOW}:\n{said}"
+    );
+
+    let workflow = std::fs::read_to_string(repo(WORKFLOW)).unwrap();
+    for want in [
+        "tags: [\"v*\"]",
+        "run: make dist\n",
+        "run: make test\n",
+        "make image",
+        "dist/SHA256SUMS",
+        "dist/*.oci.tar",
+        "gh release create",
+    ] {
+        assert!(workflow.contains(want), "{WORKFLOW} lacks {want:?}");
+    }
+    assert!(
+        !workflow.contains("cargo build") && !workflow.contains("build-static.sh"),
+        "the workflow builds through the make targets only"
+    );
+
+    // The control: an expression naming a context that does not exist is caught.
+    let broken = scratch_dir("actionlint").join("release.yml");
+    std::fs::write(
+        &broken,
+        workflow.replace("${{ github.token }}", "${{ github.tokn }}"),
+    )
+    .unwrap();
+    let (ok, said) = actionlint(&broken);
+    assert!(
+        !ok && said.contains("tokn"),
+        "actionlint missed it:\n{said}"
+    );
+    eprintln!("actionlint, twice: {:?}", started.elapsed());
+}
