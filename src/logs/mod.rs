@@ -4,7 +4,8 @@
 //! Both sinks are written by one thread, in batches: a slow disk or journald never stalls a
 //! request, and a busy server pays one write per batch rather than one wake-up per line. The
 //! pieces, one concern each:
-//! - `queue`: the queue and its writer thread (batching, order, the stderr sink);
+//! - `queue`: the queue and its writer thread (batching, order, the stderr sink); `writer`:
+//!   how `tracing`'s events enter it;
 //! - `access`: the access line (the request path's one log call) and the timestamp clock;
 //! - `journal`: journald priorities (`<N>` prefixes) when stderr is the journal;
 //! - `rotate`: the file, rotated by size and reopened on SIGUSR1;
@@ -18,13 +19,14 @@ mod journal;
 mod queue;
 mod rotate;
 mod tail;
+mod writer;
 
 pub use access::{access, Access, ACCESS_TARGET};
 pub use rotate::{reopen_on_sigusr1, rotated};
 pub use tail::{tail, TailBody, TailSlot, MAX_TAILS, MAX_TAIL_BYTES};
 
 use crate::config::LogsConfig;
-use queue::{Queue, QueueWriter, Stderr, WriterThread, REST};
+use queue::{Queue, Stderr, WriterThread, REST};
 use rotate::{Limits, LogFile};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +38,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, Registry};
+use writer::QueueWriter;
 
 /// Why logging could not start, or what went wrong with the file since (said on stderr).
 #[derive(Debug, thiserror::Error)]

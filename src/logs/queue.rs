@@ -15,8 +15,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tracing::Metadata;
-use tracing_subscriber::fmt::MakeWriter;
 
 /// How long the writer thread rests after writing a batch. Lines logged meanwhile wait in
 /// memory and go out together: under load one write (and one wake-up) per sink every rest
@@ -315,46 +313,6 @@ impl Queue {
             }
             p.writer = WriterState::Busy;
         }
-    }
-}
-
-/// The fmt layer's writer: hands each formatted event to the queue. tracing-subscriber writes
-/// an event with one `write_all`, so a line is never split between batches.
-pub struct QueueWriter(pub Arc<Queue>);
-
-/// One event's writer; knows the event's priority (journald's, and whether it may wait for the
-/// next batch).
-pub struct LineWriter<'a> {
-    queue: &'a Queue,
-    prio: Priority,
-}
-
-impl<'a> MakeWriter<'a> for QueueWriter {
-    type Writer = LineWriter<'a>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        LineWriter {
-            queue: &self.0,
-            prio: Priority::INFO,
-        }
-    }
-
-    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-        LineWriter {
-            queue: &self.0,
-            prio: Priority::of(meta.level()),
-        }
-    }
-}
-
-impl io::Write for LineWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.queue.push(buf, self.prio);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
