@@ -258,6 +258,10 @@ ensure_packages() {
     have systemd-analyze || pkgs+=(systemd)
     # Dashboard tests (tests/dashboard.rs): Debian's headless Chromium renders the page.
     have chromium || pkgs+=(chromium)
+    # Fleet tests (tests/fleet.rs): promtool checks /metrics' classic text format, HAProxy
+    # stands in for the load balancer in front of the binary.
+    have promtool || pkgs+=(prometheus)
+    have haproxy || pkgs+=(haproxy)
     apt_install "${pkgs[@]}"
 }
 
