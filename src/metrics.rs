@@ -125,7 +125,9 @@ impl Metrics {
             backend: backend.to_string(),
         };
         self.probe_up.get_or_create(&label).set(i64::from(ok));
-        let at = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let at = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
         self.probe_last_check
             .get_or_create(&label)
             .set(at.as_secs_f64());

@@ -1,7 +1,6 @@
 //! The open connections and the cap on them. At the cap, room is made by closing the
-//! connection that has been reusable (idle on keep-alive, or accepted and silent) the longest,
-//! as nginx reuses its "reusable" connections; only when every connection is busy is the new
-//! one turned away (overflow.rs). Idle keep-alive connections must never lock out the load
+//! connection that has been idle on keep-alive the longest, as nginx reuses its "reusable"
+//! connections; only when no connection is idle is the new one turned away (overflow.rs). Idle keep-alive connections must never lock out the load
 //! balancer's health check.
 //!
 //! The table is locked once when a connection opens, once when it closes, and for a scan only
@@ -67,8 +66,8 @@ impl Connections {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A free slot, or the slot of the longest-reusable connection, which is closed; `None`
-    /// when every connection is busy.
+    /// A free slot, or the slot of the longest-idle connection, which is closed; `None` when
+    /// no connection is idle.
     pub fn slot(&self) -> Option<Slot> {
         match self.permits.clone().try_acquire_owned() {
             Ok(permit) => Some(Slot {

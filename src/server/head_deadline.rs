@@ -8,12 +8,13 @@
 //! a `/health` answer (bench/RESULTS.md, instructions per request). Here the request path only
 //! stores a phase and a time; one sleeping watchdog per connection does the rest.
 //!
-//! A connection is in one of four phases. FRESH (accepted, nothing read) and HEAD (head bytes
-//! arriving) run on the head clock from the accept or from the first byte after an idle spell.
-//! BUSY (a request being answered) runs no clock. IDLE (answered, waiting) runs on the
-//! keep-alive clock; the watchdog then sleeps long and is woken when the next head starts, so
-//! a slow head after an idle spell is still cut after `header_timeout_ms`. FRESH and IDLE
-//! connections are the reusable ones that the connection cap may close (connections.rs).
+//! A connection is in one of three phases. HEAD (accepted, or bytes of a head arriving) runs on
+//! the head clock from the accept or from the first byte after an idle spell. BUSY (a request
+//! being answered) runs no clock. IDLE (answered, waiting) runs on the keep-alive clock; the
+//! watchdog then sleeps long and is woken when the next head starts, so a slow head after an
+//! idle spell is still cut after `header_timeout_ms`. IDLE connections are the reusable ones
+//! that the connection cap may close (connections.rs); a new connection is a client about to
+//! send its first request, never closed to make room.
 //!
 //! An answer that the client has not read counts as IDLE: a slow reader is bounded by the
 //! keep-alive clock.
@@ -23,7 +24,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-const FRESH: u8 = 0;
 const HEAD: u8 = 1;
 const BUSY: u8 = 2;
 const IDLE: u8 = 3;
@@ -76,7 +76,7 @@ impl Activity {
     /// A connection accepted at `now`, waiting for its first request head.
     pub fn new(now: Instant) -> Activity {
         Activity {
-            phase: AtomicU8::new(FRESH),
+            phase: AtomicU8::new(HEAD),
             since_us: AtomicU64::new(micros(now)),
             parked: AtomicBool::new(false),
             wake: Notify::new(),
@@ -86,27 +86,19 @@ impl Activity {
     /// Bytes arrived from the client. Only the first read after an idle spell does any work:
     /// it starts the head clock and wakes a watchdog sleeping on the keep-alive clock.
     pub fn bytes_read(&self) {
-        match self.phase.load(Ordering::Relaxed) {
-            FRESH => {
-                // The head clock keeps running from the accept.
-                let _ =
-                    self.phase
-                        .compare_exchange(FRESH, HEAD, Ordering::SeqCst, Ordering::Relaxed);
-            }
-            IDLE => {
-                self.since_us
-                    .store(micros(Instant::now()), Ordering::Relaxed);
-                let started = self
-                    .phase
-                    .compare_exchange(IDLE, HEAD, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_ok();
-                // Paired with the watchdog's store of `parked` then load of `phase`: either it
-                // sees HEAD, or this sees it parked and leaves a permit.
-                if started && self.parked.load(Ordering::SeqCst) {
-                    self.wake.notify_one();
-                }
-            }
-            _ => {}
+        if self.phase.load(Ordering::Relaxed) != IDLE {
+            return;
+        }
+        self.since_us
+            .store(micros(Instant::now()), Ordering::Relaxed);
+        let started = self
+            .phase
+            .compare_exchange(IDLE, HEAD, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        // Paired with the watchdog's store of `parked` then load of `phase`: either it sees
+        // HEAD, or this sees it parked and leaves a permit.
+        if started && self.parked.load(Ordering::SeqCst) {
+            self.wake.notify_one();
         }
     }
 
@@ -121,30 +113,28 @@ impl Activity {
         self.phase.store(IDLE, Ordering::Release);
     }
 
-    /// Since when the connection has been reusable (accepted and silent, or idle between
-    /// requests), in µs of the module's epoch; `None` while a head is read or a request answered.
+    /// Since when the connection has been idle between requests, in µs of the module's epoch;
+    /// `None` while it waits for its first request, reads a head or answers one.
     pub fn reusable_since(&self) -> Option<u64> {
         match self.phase.load(Ordering::Acquire) {
-            FRESH | IDLE => Some(self.since_us.load(Ordering::Relaxed)),
+            IDLE => Some(self.since_us.load(Ordering::Relaxed)),
             _ => None,
         }
     }
 
-    /// Marks a reusable connection as closed by the cap; false when it has just become busy
+    /// Marks an idle connection as closed by the cap; false when it has just started a request
     /// (then the caller picks another).
     pub fn evict(&self) -> bool {
-        [FRESH, IDLE].into_iter().any(|from| {
-            self.phase
-                .compare_exchange(from, EVICTED, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-        })
+        self.phase
+            .compare_exchange(IDLE, EVICTED, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
     }
 
     fn clock(&self, t: Timeouts) -> Clock {
         let phase = self.phase.load(Ordering::Acquire);
         let since = instant(self.since_us.load(Ordering::Relaxed));
         match phase {
-            FRESH | HEAD => Clock::Head(since + t.head),
+            HEAD => Clock::Head(since + t.head),
             IDLE => Clock::KeepAlive(since + t.keepalive),
             _ => Clock::Stopped,
         }
@@ -192,12 +182,24 @@ mod tests {
             panic!("a fresh connection runs on the head clock")
         };
         assert!(d0.duration_since(t0) <= T.head);
-        assert!(a.reusable_since().is_some(), "a silent connection is reusable");
+        assert_eq!(
+            a.reusable_since(),
+            None,
+            "a new connection is never closed for room"
+        );
         a.bytes_read();
-        assert_eq!(a.clock(T), Clock::Head(d0), "the first head keeps the accept's clock");
+        assert_eq!(
+            a.clock(T),
+            Clock::Head(d0),
+            "the first head keeps the accept's clock"
+        );
         assert_eq!(a.reusable_since(), None);
         a.request_started();
-        assert_eq!(a.clock(T), Clock::Stopped, "a request in progress never expires");
+        assert_eq!(
+            a.clock(T),
+            Clock::Stopped,
+            "a request in progress never expires"
+        );
         let t1 = t0 + Duration::from_secs(7);
         a.request_answered(t1);
         let Clock::KeepAlive(d1) = a.clock(T) else {
@@ -217,7 +219,10 @@ mod tests {
         a.request_answered(answered);
         expired(&a, T).await;
         let waited = answered.elapsed();
-        assert!(waited >= T.keepalive - Duration::from_millis(1), "{waited:?}");
+        assert!(
+            waited >= T.keepalive - Duration::from_millis(1),
+            "{waited:?}"
+        );
     }
 
     #[tokio::test]
@@ -235,7 +240,10 @@ mod tests {
         watchdog.await.unwrap();
         let waited = head_started.elapsed();
         assert!(waited >= T.head - Duration::from_millis(1), "{waited:?}");
-        assert!(waited < T.keepalive - Duration::from_millis(100), "{waited:?}");
+        assert!(
+            waited < T.keepalive - Duration::from_millis(100),
+            "{waited:?}"
+        );
     }
 
     #[tokio::test]

@@ -109,7 +109,8 @@ async fn ready<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) -> Res
         return health(app, req);
     }
     let runners = app.registry.runners();
-    let outcomes = futures_util::future::join_all(app.ready.iter().map(|&i| runners[i].run())).await;
+    let outcomes =
+        futures_util::future::join_all(app.ready.iter().map(|&i| runners[i].run())).await;
     match negotiate(req) {
         Format::Json => render::health_json(&outcomes, instance_id),
         _ => render::ready(&outcomes),
