@@ -263,6 +263,10 @@ ensure_packages() {
     # ALB sign-in tests (tests/alb_auth.rs) sign ES256 tokens; the image test needs the CA bundle.
     python3 -c 'import cryptography' 2>/dev/null || pkgs+=(python3-cryptography)
     [[ -f /etc/ssl/certs/ca-certificates.crt ]] || pkgs+=(ca-certificates)
+    # Fleet tests (tests/fleet.rs): promtool checks /metrics' classic text format, HAProxy
+    # stands in for the load balancer in front of the binary.
+    have promtool || pkgs+=(prometheus)
+    have haproxy || pkgs+=(haproxy)
     apt_install "${pkgs[@]}"
 }
 

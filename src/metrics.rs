@@ -2,7 +2,10 @@
 //! build info. One registry per process, kept across config reloads.
 //!
 //! Page labels are the fixed page names (never raw paths), so a scanner cannot blow up the
-//! number of series.
+//! number of series. Two formats: OpenMetrics for scrapers that ask for it, the classic text
+//! format 0.0.4 otherwise (classic.rs).
+
+mod classic;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,7 +15,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Backend {
@@ -39,6 +43,7 @@ pub struct Metrics {
     probe_up: Family<Backend, Gauge>,
     probe_runs: Family<ProbeRun, Counter>,
     probe_duration: Histograms,
+    probe_last_check: Family<Backend, Gauge<f64, AtomicU64>>,
     requests: Family<Request, Counter>,
     /// The `health`/`200` series itself, looked up once: the load balancer's request is the
     /// one that comes every few seconds from every node, and the lookup (a label string
@@ -65,6 +70,7 @@ impl Metrics {
         let probe_runs = Family::<ProbeRun, Counter>::default();
         let probe_duration: Histograms = Family::new_with_constructor(duration_histogram);
         let requests = Family::<Request, Counter>::default();
+        let probe_last_check = Family::<Backend, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "suaicloudapp_probe_up",
             "1 when the last check of the backend passed, 0 when it failed",
@@ -80,6 +86,11 @@ impl Metrics {
             "Duration of backend checks",
             Unit::Seconds,
             probe_duration.clone(),
+        );
+        registry.register(
+            "suaicloudapp_probe_last_check_timestamp_seconds",
+            "When the last check of the backend started, in seconds since the Unix epoch",
+            probe_last_check.clone(),
         );
         registry.register(
             "suaicloudapp_http_requests",
@@ -102,17 +113,24 @@ impl Metrics {
             probe_up,
             probe_runs,
             probe_duration,
+            probe_last_check,
             requests,
             health_ok,
         }
     }
 
-    /// Records one real check of `backend`.
-    pub fn observe_probe(&self, backend: &str, ok: bool, duration: Duration) {
+    /// Records one real check of `backend`, started at `at`.
+    pub fn observe_probe(&self, backend: &str, ok: bool, duration: Duration, at: SystemTime) {
         let label = Backend {
             backend: backend.to_string(),
         };
         self.probe_up.get_or_create(&label).set(i64::from(ok));
+        let at = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.probe_last_check
+            .get_or_create(&label)
+            .set(at.as_secs_f64());
         self.probe_duration
             .get_or_create(&label)
             .observe(duration.as_secs_f64());
@@ -138,12 +156,17 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The OpenMetrics text format (`application/openmetrics-text; version=1.0.0`).
+    pub fn render_openmetrics(&self) -> String {
         let mut out = String::new();
         if let Err(e) = encode(&mut out, &self.registry) {
             out = format!("# encoding failed: {e}\n");
         }
         out
+    }
+
+    /// The classic text format (`text/plain; version=0.0.4`).
+    pub fn render_classic(&self) -> String {
+        classic::from_openmetrics(&self.render_openmetrics())
     }
 }

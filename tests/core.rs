@@ -252,7 +252,11 @@ fn app_with_hung_redis(name: &str, server: &str, timeout_ms: u64) -> (HungServer
 #[test]
 fn the_head_deadline_runs_from_each_answer_and_spares_a_slow_probe() {
     use std::io::{BufReader, Read, Write};
-    let (_hung, a) = app_with_hung_redis("head-deadline", "header_timeout_ms = 300\n", 1000);
+    let (_hung, a) = app_with_hung_redis(
+        "head-deadline",
+        "header_timeout_ms = 300\nkeepalive_timeout_ms = 300\n",
+        1000,
+    );
     let s = std::net::TcpStream::connect(a.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut w = s.try_clone().unwrap();
@@ -278,7 +282,7 @@ fn the_head_deadline_runs_from_each_answer_and_spares_a_slow_probe() {
     let (status, body) = read_response(&mut r).expect("the slow probe's answer");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("timeout"), "{body}");
-    // Then the connection is idle: the server closes it after about 300 ms.
+    // Then the connection is idle: the server closes it after the keep-alive timeout, 300 ms.
     let idle = std::time::Instant::now();
     let mut rest = Vec::new();
     let n = r
@@ -319,19 +323,21 @@ fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
 }
 
 #[test]
-fn connections_over_the_cap_get_503() {
+fn connections_over_the_cap_get_503_except_health() {
     let a = app("cap", "max_connections = 2\nheader_timeout_ms = 5000\n");
     let _held: Vec<_> = (0..2)
         .map(|_| std::net::TcpStream::connect(a.addr).unwrap())
         .collect();
     // Give the server a moment to accept both held connections: poll until refusal shows.
     assert!(eventually(Duration::from_secs(5), || a
-        .get("/health")
+        .get("/metrics")
         .status
         == 503));
-    let r = a.get("/health");
+    let r = a.get("/metrics");
     assert_eq!(r.status, 503);
     assert!(r.body.contains("connection limit"));
+    // Two silent new connections are not idle ones to close: /health is still answered.
+    assert_eq!(a.get("/health").status, 200);
     // The log is written by its own thread (a request never waits on journald): poll.
     a.wait_stderr(Duration::from_secs(5), |e| {
         e.contains("connection limit reached")

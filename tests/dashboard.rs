@@ -231,7 +231,11 @@ fn metrics_parse_with_the_prometheus_parser() {
     assert_eq!(a.get("/redis").status, 503);
     a.get("/health");
     a.get("/no/such/page");
-    let r = a.get("/metrics");
+    let r = a.request(
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+    );
     assert_eq!(r.status, 200);
     assert!(r
         .header("content-type")

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod last_good;
+pub mod health;
 pub mod source;
 
 use crate::secret::{Secret, SecretUrl};
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use auth::AuthConfig;
+pub use health::HealthConfig;
 pub use source::{ConfigSource, FetchOptions, Loaded};
 
 /// The whole configuration. Backend sections are optional: an absent one means "not configured".
@@ -29,6 +31,9 @@ pub struct Config {
     pub probes: ProbesConfig,
     #[serde(default)]
     pub aws: AwsConfig,
+    /// `[health]`: the readiness group behind `/ready`.
+    #[serde(default)]
+    pub health: HealthConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Config>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,10 +67,15 @@ pub struct ServerConfig {
     pub host: Host,
     /// 0 asks the OS for a free port (tests use it; the bound address is logged).
     pub port: u16,
-    /// A connection that has not sent a full request head this long after it was accepted or
-    /// answered is closed (slowloris guard; also the keep-alive idle timeout).
+    /// A request head must arrive in full this long after the accept, or after its first byte
+    /// on a kept-alive connection; else the connection is closed (slowloris guard).
     pub header_timeout_ms: Millis,
-    /// Connections over this cap are answered 503 at once and closed.
+    /// An idle keep-alive connection is closed after this long without a new request. Longer
+    /// than the load balancer's idle timeout (ALB: 60 s), so the balancer always closes first
+    /// and never sends a request into a closing socket (a 502 for the user).
+    pub keepalive_timeout_ms: Millis,
+    /// At this many open connections the longest-idle one is closed to make room; when all
+    /// are busy a new one gets `/health` answered and anything else 503.
     pub max_connections: Count,
     /// How long in-flight requests may run after SIGTERM before the process exits anyway.
     pub shutdown_grace_ms: Millis,
@@ -77,6 +87,7 @@ impl Default for ServerConfig {
             host: Host("0.0.0.0".into()),
             port: 8080,
             header_timeout_ms: Millis(5_000),
+            keepalive_timeout_ms: Millis(75_000),
             max_connections: Count(1024),
             shutdown_grace_ms: Millis(10_000),
         }
@@ -680,6 +691,7 @@ impl Config {
         if let Some(auth) = &self.auth {
             auth.validate().map_err(invalid)?;
         }
+        self.health.validate(self).map_err(invalid)?;
         if self.logs.level.trim().is_empty() {
             return Err(invalid("[logs] level must not be empty".into()));
         }
@@ -702,6 +714,21 @@ impl Config {
     pub fn same_listener_and_log_file(&self, other: &Config) -> bool {
         toml::to_string(&self.server).ok() == toml::to_string(&other.server).ok()
             && self.logs.file == other.logs.file
+    }
+
+    /// Each backend section name and whether it is present.
+    fn sections(&self) -> [(&'static str, bool); 9] {
+        [
+            ("s3", self.s3.is_some()),
+            ("database", self.database.is_some()),
+            ("redis", self.redis.is_some()),
+            ("dynamodb", self.dynamodb.is_some()),
+            ("postgres", self.postgres.is_some()),
+            ("kinesis", self.kinesis.is_some()),
+            ("firehose", self.firehose.is_some()),
+            ("sns", self.sns.is_some()),
+            ("lambda", self.lambda.is_some()),
+        ]
     }
 
     /// The effective config as TOML, defaults filled in and every secret shown as `***`.

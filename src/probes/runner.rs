@@ -124,7 +124,12 @@ impl ProbeRunner {
 
 /// Counts a finished check and caches its outcome for the window.
 fn record(state: &Mutex<State>, metrics: &Metrics, outcome: &Outcome) {
-    metrics.observe_probe(&outcome.name, outcome.is_ok(), outcome.duration);
+    metrics.observe_probe(
+        &outcome.name,
+        outcome.is_ok(),
+        outcome.duration,
+        outcome.checked_at,
+    );
     *state.lock().unwrap_or_else(|p| p.into_inner()) = State::Done(outcome.clone(), Instant::now());
 }
 

@@ -1,27 +1,53 @@
-//! The request-head deadline (the slowloris guard), kept per connection instead of per request.
+//! The two clocks of a connection, kept per connection instead of per request: the request-head
+//! deadline (`header_timeout_ms`, the slowloris guard) and the keep-alive idle timeout
+//! (`keepalive_timeout_ms`, longer than a load balancer's own idle timeout).
 //!
 //! hyper's `header_read_timeout` boxes a fresh timer-wheel entry for every request head, registers
 //! it while the connection waits, and deregisters and frees it once the head is parsed: at the
 //! request rate of load-balancer health checks that bookkeeping was one of the largest costs of
-//! a `/health` answer (bench/RESULTS.md, instructions per request). The bound is the same here:
-//! a connection that is between requests (reading a head, or idle on keep-alive) for longer
-//! than the timeout is closed. But the request path only stores two words; one sleeping
-//! watchdog per connection, woken about once per timeout, does the rest.
+//! a `/health` answer (bench/RESULTS.md, instructions per request). Here the request path only
+//! stores a phase and a time; one sleeping watchdog per connection does the rest.
 //!
-//! An answer that the client has not read within the timeout counts as between requests too:
-//! the same guard then also ends slow readers.
+//! A connection is in one of three phases. HEAD (accepted, or bytes of a head arriving) runs on
+//! the head clock from the accept or from the first byte after an idle spell. BUSY (a request
+//! being answered) runs no clock. IDLE (answered, waiting) runs on the keep-alive clock; the
+//! watchdog then sleeps long and is woken when the next head starts, so a slow head after an
+//! idle spell is still cut after `header_timeout_ms`. IDLE connections are the reusable ones
+//! that the connection cap may close (connections.rs); a new connection is a client about to
+//! send its first request, never closed to make room.
+//!
+//! An answer that the client has not read counts as IDLE: a slow reader is bounded by the
+//! keep-alive clock.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+const HEAD: u8 = 1;
+const BUSY: u8 = 2;
+const IDLE: u8 = 3;
+/// Closed by the connection cap to make room; its task is being aborted.
+const EVICTED: u8 = 4;
+
+/// The two bounds, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From the accept, or from the first byte of a head after an idle spell, to the full head.
+    pub head: Duration,
+    /// From an answer to the first byte of the next head.
+    pub keepalive: Duration,
+}
 
 /// What the watchdog of one connection needs to know from its requests.
 #[derive(Debug)]
 pub struct Activity {
-    /// A request is being answered: its time does not count.
-    busy: AtomicBool,
-    /// When the connection last became idle (accepted or answered), in µs since `epoch()`.
-    idle_since_us: AtomicU64,
+    phase: AtomicU8,
+    /// When the current clock started, in µs since `epoch()`.
+    since_us: AtomicU64,
+    /// The watchdog sleeps on the keep-alive clock: a head that starts must wake it.
+    parked: AtomicBool,
+    wake: Notify,
 }
 
 /// The zero of the stored times: they are atomics, so they cannot hold an `Instant`.
@@ -34,46 +60,107 @@ fn micros(at: Instant) -> u64 {
     at.saturating_duration_since(epoch()).as_micros() as u64
 }
 
+fn instant(us: u64) -> Instant {
+    epoch() + Duration::from_micros(us)
+}
+
+/// Which clock runs, and until when.
+#[derive(Debug, PartialEq, Eq)]
+enum Clock {
+    Head(Instant),
+    KeepAlive(Instant),
+    Stopped,
+}
+
 impl Activity {
     /// A connection accepted at `now`, waiting for its first request head.
     pub fn new(now: Instant) -> Activity {
         Activity {
-            busy: AtomicBool::new(false),
-            idle_since_us: AtomicU64::new(micros(now)),
+            phase: AtomicU8::new(HEAD),
+            since_us: AtomicU64::new(micros(now)),
+            parked: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Bytes arrived from the client. Only the first read after an idle spell does any work:
+    /// it starts the head clock and wakes a watchdog sleeping on the keep-alive clock.
+    pub fn bytes_read(&self) {
+        if self.phase.load(Ordering::Relaxed) != IDLE {
+            return;
+        }
+        self.since_us
+            .store(micros(Instant::now()), Ordering::Relaxed);
+        let started = self
+            .phase
+            .compare_exchange(IDLE, HEAD, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        // Paired with the watchdog's store of `parked` then load of `phase`: either it sees
+        // HEAD, or this sees it parked and leaves a permit.
+        if started && self.parked.load(Ordering::SeqCst) {
+            self.wake.notify_one();
         }
     }
 
     /// A request head has arrived and is being answered.
     pub fn request_started(&self) {
-        self.busy.store(true, Ordering::Relaxed);
+        self.phase.store(BUSY, Ordering::Relaxed);
     }
 
-    /// The answer is ready at `now`: the next head is due within the timeout.
+    /// The answer is ready at `now`: the keep-alive clock starts.
     pub fn request_answered(&self, now: Instant) {
-        self.idle_since_us.store(micros(now), Ordering::Relaxed);
-        self.busy.store(false, Ordering::Relaxed);
+        self.since_us.store(micros(now), Ordering::Relaxed);
+        self.phase.store(IDLE, Ordering::Release);
     }
 
-    /// When the connection expires if nothing happens, or `None` while a request is answered.
-    fn deadline(&self, timeout: Duration) -> Option<Instant> {
-        if self.busy.load(Ordering::Relaxed) {
-            return None;
+    /// Since when the connection has been idle between requests, in µs of the module's epoch;
+    /// `None` while it waits for its first request, reads a head or answers one.
+    pub fn reusable_since(&self) -> Option<u64> {
+        match self.phase.load(Ordering::Acquire) {
+            IDLE => Some(self.since_us.load(Ordering::Relaxed)),
+            _ => None,
         }
-        let since = Duration::from_micros(self.idle_since_us.load(Ordering::Relaxed));
-        Some(epoch() + since + timeout)
+    }
+
+    /// Marks an idle connection as closed by the cap; false when it has just started a request
+    /// (then the caller picks another).
+    pub fn evict(&self) -> bool {
+        self.phase
+            .compare_exchange(IDLE, EVICTED, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn clock(&self, t: Timeouts) -> Clock {
+        let phase = self.phase.load(Ordering::Acquire);
+        let since = instant(self.since_us.load(Ordering::Relaxed));
+        match phase {
+            HEAD => Clock::Head(since + t.head),
+            IDLE => Clock::KeepAlive(since + t.keepalive),
+            _ => Clock::Stopped,
+        }
     }
 }
 
-/// Resolves once the connection has been between requests for longer than `timeout`; the
-/// caller then ends it (server/mod.rs aborts the connection's task). Sleeps until the current deadline and checks again, so a
-/// busy keep-alive connection costs one wake-up per timeout.
-pub async fn expired(activity: &Activity, timeout: Duration) {
+/// Resolves once the connection's current clock has run out; the caller then ends it
+/// (server/mod.rs aborts the connection's task). A connection answering requests back to
+/// back costs about one wake-up per head timeout; an idle one, one per keep-alive timeout.
+pub async fn expired(activity: &Activity, t: Timeouts) {
     loop {
         let now = Instant::now();
-        match activity.deadline(timeout) {
-            Some(deadline) if deadline <= now => return,
-            Some(deadline) => tokio::time::sleep(deadline - now).await,
-            None => tokio::time::sleep(timeout).await,
+        match activity.clock(t) {
+            Clock::Head(deadline) | Clock::KeepAlive(deadline) if deadline <= now => return,
+            Clock::Head(deadline) => tokio::time::sleep(deadline - now).await,
+            Clock::KeepAlive(deadline) => {
+                activity.parked.store(true, Ordering::SeqCst);
+                if activity.phase.load(Ordering::SeqCst) == IDLE {
+                    tokio::select! {
+                        () = tokio::time::sleep(deadline - now) => {}
+                        () = activity.wake.notified() => {}
+                    }
+                }
+                activity.parked.store(false, Ordering::Relaxed);
+            }
+            Clock::Stopped => tokio::time::sleep(t.head).await,
         }
     }
 }
@@ -82,46 +169,88 @@ pub async fn expired(activity: &Activity, timeout: Duration) {
 mod tests {
     use super::*;
 
+    const T: Timeouts = Timeouts {
+        head: Duration::from_millis(100),
+        keepalive: Duration::from_millis(400),
+    };
+
     #[test]
-    fn the_deadline_runs_from_the_accept_then_from_each_answer() {
+    fn each_phase_runs_its_own_clock() {
         let t0 = Instant::now();
         let a = Activity::new(t0);
-        let timeout = Duration::from_secs(5);
-        let d0 = a.deadline(timeout).unwrap();
-        assert!(d0.duration_since(t0) <= timeout);
-        assert!(d0.duration_since(t0) > timeout - Duration::from_millis(1));
+        let Clock::Head(d0) = a.clock(T) else {
+            panic!("a fresh connection runs on the head clock")
+        };
+        assert!(d0.duration_since(t0) <= T.head);
+        assert_eq!(
+            a.reusable_since(),
+            None,
+            "a new connection is never closed for room"
+        );
+        a.bytes_read();
+        assert_eq!(
+            a.clock(T),
+            Clock::Head(d0),
+            "the first head keeps the accept's clock"
+        );
+        assert_eq!(a.reusable_since(), None);
         a.request_started();
         assert_eq!(
-            a.deadline(timeout),
-            None,
+            a.clock(T),
+            Clock::Stopped,
             "a request in progress never expires"
         );
         let t1 = t0 + Duration::from_secs(7);
         a.request_answered(t1);
-        let d1 = a.deadline(timeout).unwrap();
-        assert!(d1 > d0 + Duration::from_secs(6), "{d1:?} vs {d0:?}");
+        let Clock::KeepAlive(d1) = a.clock(T) else {
+            panic!("an answered connection runs on the keep-alive clock")
+        };
+        assert!(d1 >= t1 + T.keepalive - Duration::from_millis(1), "{d1:?}");
+        assert!(a.evict(), "an idle connection can be closed by the cap");
+        assert!(!a.evict(), "only once");
     }
 
     #[tokio::test]
-    async fn an_idle_connection_expires_after_the_timeout_and_not_before() {
-        let timeout = Duration::from_millis(200);
+    async fn an_idle_connection_lives_the_keepalive_timeout() {
         let a = Activity::new(Instant::now());
-        let started = Instant::now();
-        expired(&a, timeout).await;
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(199), "{waited:?}");
-    }
-
-    #[tokio::test]
-    async fn an_answer_moves_the_deadline_and_a_request_in_progress_holds_it() {
-        let timeout = Duration::from_millis(100);
-        let a = Activity::new(Instant::now());
+        a.bytes_read();
         a.request_started();
-        let r = tokio::time::timeout(timeout * 4, expired(&a, timeout)).await;
-        assert!(r.is_err(), "expired while a request was being answered");
         let answered = Instant::now();
         a.request_answered(answered);
-        expired(&a, timeout).await;
-        assert!(answered.elapsed() >= timeout - Duration::from_millis(1));
+        expired(&a, T).await;
+        let waited = answered.elapsed();
+        assert!(
+            waited >= T.keepalive - Duration::from_millis(1),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_head_started_after_an_idle_spell_is_cut_at_the_head_timeout() {
+        let a = std::sync::Arc::new(Activity::new(Instant::now()));
+        a.request_started();
+        a.request_answered(Instant::now());
+        let watchdog = tokio::spawn({
+            let a = a.clone();
+            async move { expired(&a, T).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let head_started = Instant::now();
+        a.bytes_read();
+        watchdog.await.unwrap();
+        let waited = head_started.elapsed();
+        assert!(waited >= T.head - Duration::from_millis(1), "{waited:?}");
+        assert!(
+            waited < T.keepalive - Duration::from_millis(100),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_in_progress_holds_the_clock() {
+        let a = Activity::new(Instant::now());
+        a.request_started();
+        let r = tokio::time::timeout(T.keepalive * 2, expired(&a, T)).await;
+        assert!(r.is_err(), "expired while a request was being answered");
     }
 }

@@ -1,20 +1,25 @@
-//! The listener: accepts connections, caps how many are open, times out slow request heads,
-//! logs one line per request, and drains in-flight requests on shutdown.
+//! The listener: accepts connections, caps how many are open (closing the longest-idle one to
+//! make room), times out slow request heads and idle keep-alives, logs one line per request,
+//! and drains in-flight requests on shutdown.
 
 pub mod auth;
 pub mod config_source;
+mod connections;
 pub mod dashboard;
 mod head_deadline;
+mod overflow;
 pub mod render;
 pub mod routes;
+mod watched;
 
 use crate::config::{Config, Loaded, LogsConfig, ServerConfig};
 use crate::identity::SharedIdentity;
 use crate::metrics::Metrics;
 use crate::probes::Registry;
 use arc_swap::ArcSwap;
+use connections::Connections;
 use futures_util::future::{self, Either};
-use head_deadline::Activity;
+use head_deadline::{Activity, Timeouts};
 use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -23,14 +28,12 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tracing::{info, warn};
+use watched::Watched;
 
 /// What the pages need: the probes and the log settings. Built once per config and swapped
 /// whole on reload, so a request sees one config from start to end.
@@ -38,6 +41,8 @@ pub struct App {
     pub registry: Registry,
     pub logs: LogsConfig,
     pub server: ServerConfig,
+    /// `[health] ready`, as positions in `registry.runners()`.
+    pub ready: Vec<usize>,
     /// Where the config came from and its ETag, for the dashboard.
     pub origin: String,
     pub etag: Option<String>,
@@ -59,8 +64,17 @@ pub struct Shared {
 impl App {
     /// Builds the probes (clients included) for `config`.
     pub fn new(config: &Config, loaded: &Loaded, shared: Shared) -> App {
+        let registry = Registry::build(config, shared.metrics.clone());
+        // Config validation has checked every name against the configured sections.
+        let ready = config
+            .health
+            .ready
+            .iter()
+            .filter_map(|name| registry.runners().iter().position(|r| r.name() == name))
+            .collect();
         App {
-            registry: Registry::build(config, shared.metrics.clone()),
+            registry,
+            ready,
             logs: config.logs.clone(),
             server: config.server.clone(),
             origin: loaded.origin.clone(),
@@ -84,13 +98,18 @@ pub async fn serve(
 ) {
     // Listener settings are fixed at start; a reload changes pages, not the socket.
     let cfg = state.load().server.clone();
-    // Caps open connections: past it a client gets a 503 at once instead of queueing forever.
-    let permits = Arc::new(Semaphore::new(cfg.max_connections.get()));
-    // Counts refusals so the log reports the cap without one line per refused connection.
-    let refused = Arc::new(AtomicU64::new(0));
+    // Caps open connections; at the cap the longest-idle one makes room (connections.rs).
+    let connections = Connections::new(cfg.max_connections.get());
+    // Answers over the cap when every connection is busy: /health still, the rest 503.
+    let overflow = overflow::Overflow::new(cfg.max_connections.get());
+    // Counts idle connections closed at the cap, for a log line at powers of two.
+    let reused = AtomicU64::new(0);
     // Tracks every connection so shutdown can wait for in-flight requests.
     let graceful = GracefulShutdown::new();
-    let head_timeout = cfg.header_timeout_ms.duration();
+    let timeouts = Timeouts {
+        head: cfg.header_timeout_ms.duration(),
+        keepalive: cfg.keepalive_timeout_ms.duration(),
+    };
     let mut http = http1::Builder::new();
     // The head deadline is kept per connection (head_deadline.rs), not by hyper per request.
     http.header_read_timeout(None)
@@ -118,10 +137,20 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            refuse(stream, peer, cfg.max_connections.get(), &refused);
+        let Some(slot) = connections.slot() else {
+            overflow.answer(stream, peer, state.clone(), timeouts.head);
             continue;
         };
+        if slot.reused {
+            let n = reused.fetch_add(1, Ordering::Relaxed) + 1;
+            if n == 1 || n.is_power_of_two() {
+                info!(
+                    cap = cfg.max_connections.get(),
+                    closed_total = n,
+                    "connection limit reached; closed the longest-idle connection to make room"
+                );
+            }
+        }
         let state = state.clone();
         // Formatted once per connection, not per request's access line.
         let peer: Arc<str> = peer.to_string().into();
@@ -142,20 +171,26 @@ pub async fn serve(
                 Ok(answered(&app, &req, resp, started, &peer, &activity))
             }))
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        let mut task = tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
-        });
-        // Aborting the connection's task closes it: a head not finished within the timeout of
-        // the accept or of the previous answer (slowloris), or a keep-alive gone idle. A task
-        // of its own, so answering a request never polls the deadline's timer.
-        let abort = task.abort_handle();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = &mut task => {}
-                () = head_deadline::expired(&activity, head_timeout) => abort.abort(),
-            }
+        let io = TokioIo::new(Watched::new(stream, activity.clone()));
+        let conn = graceful.watch(http.serve_connection(io, service));
+        let watched = activity.clone();
+        connections.open(slot, activity, |registration| {
+            let mut task = tokio::spawn(async move {
+                let _registration = registration;
+                let _ = conn.await;
+            });
+            // Aborting the connection's task closes it: a head not finished in time
+            // (slowloris), a keep-alive idle too long, or the longest-idle one at the cap. A
+            // task of its own, so answering a request never polls the clocks' timer.
+            let abort = task.abort_handle();
+            let handle = abort.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = &mut task => {}
+                    () = head_deadline::expired(&watched, timeouts) => abort.abort(),
+                }
+            });
+            handle
         });
     }
     drop(listener);
@@ -198,21 +233,4 @@ fn answered<B>(
         peer,
     });
     resp
-}
-
-/// Answers a connection over the cap with a bare 503 and closes it.
-fn refuse(mut stream: TcpStream, peer: SocketAddr, cap: usize, refused: &AtomicU64) {
-    let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
-    if n == 1 || n.is_power_of_two() {
-        warn!(%peer, cap, refused_total = n, "connection limit reached; answering 503");
-    }
-    tokio::spawn(async move {
-        const BODY: &str = "connection limit reached\n";
-        let head = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncache-control: no-store\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-            BODY.len()
-        );
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), stream.write_all(head.as_bytes())).await;
-    });
 }

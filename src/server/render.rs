@@ -76,7 +76,7 @@ pub fn health_doc(outcomes: &[Outcome], instance_id: Option<&str>) -> serde_json
     for o in outcomes {
         let mut c = serde_json::json!({
             "componentId": o.target,
-            "componentType": "datastore",
+            "componentType": component_type(&o.name),
             "observedValue": (o.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
             "observedUnit": "ms",
             "status": if o.is_ok() { "pass" } else { "fail" },
@@ -126,6 +126,31 @@ pub fn json(doc: serde_json::Value) -> Response<Body> {
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(HEALTH_JSON));
     resp
+}
+
+/// The draft's `componentType`: databases and caches are `datastore`, every other backend
+/// (object store, streams, topics, functions, HTTP endpoints) a `component`.
+fn component_type(backend: &str) -> &'static str {
+    match backend {
+        "database" | "postgres" | "redis" | "dynamodb" => "datastore",
+        _ => "component",
+    }
+}
+
+/// `/ready`: `200 OK` when every outcome passed, else 503 with one
+/// `ERROR: <backend>: <stage>: <cause>` line per failing backend.
+pub fn ready(outcomes: &[Outcome]) -> Response<Body> {
+    let mut failed = String::new();
+    for o in outcomes {
+        if let Err(f) = &o.result {
+            failed.push_str(&format!("ERROR: {}: {}: {}\n", o.name, f.stage, f.cause));
+        }
+    }
+    if failed.is_empty() {
+        text(StatusCode::OK, "OK")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, failed)
+    }
 }
 
 /// An HTML page with the dashboard's security headers.

@@ -36,6 +36,7 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
         "health" => Page::Health,
         "logs" => Page::Logs,
         "metrics" => Page::Metrics,
+        "ready" => Page::Ready,
         _ => match app.registry.lookup(name) {
             Lookup::Configured(runner) => Page::Probe(runner),
             Lookup::NotConfigured => Page::NotConfigured(name),
@@ -59,16 +60,8 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
     match page {
         Page::Health => health(app, req),
         Page::Logs => logs(app, req).await,
-        Page::Metrics => {
-            let mut resp = render::text(StatusCode::OK, app.shared.metrics.render());
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            resp
-        }
+        Page::Metrics => metrics(app, req).await,
+        Page::Ready => ready(app, req, instance_id).await,
         Page::NotConfigured(name) => render::text(
             StatusCode::NOT_FOUND,
             format!("not configured: add a [{name}] section to the config\n"),
@@ -89,6 +82,7 @@ enum Page<'a> {
     Health,
     Logs,
     Metrics,
+    Ready,
     Probe(&'a crate::probes::ProbeRunner),
     NotConfigured(&'a str),
 }
@@ -129,6 +123,51 @@ async fn dashboard<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) ->
         }
         Format::Text => render::text(status, dashboard::text(app, &outcomes)),
     }
+}
+
+/// `/ready`: the readiness group (`[health] ready`) through the same cached runners as the
+/// pages, so a load balancer polling every few seconds costs each backend at most one check per
+/// cache window. With no group it answers as `/health` does.
+async fn ready<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) -> Response<Body> {
+    if app.ready.is_empty() {
+        return health(app, req);
+    }
+    let runners = app.registry.runners();
+    let outcomes =
+        futures_util::future::join_all(app.ready.iter().map(|&i| runners[i].run())).await;
+    match negotiate(req) {
+        Format::Json => render::health_json(&outcomes, instance_id),
+        _ => render::ready(&outcomes),
+    }
+}
+
+/// `/metrics`: every configured backend is checked through its cached runner first (probe on
+/// scrape, as blackbox_exporter does), so each scrape reports fresh `probe_up` for all of them
+/// and costs each backend at most one check per cache window. OpenMetrics when the scraper
+/// asks for it in `Accept`, the classic text format 0.0.4 otherwise.
+async fn metrics<B>(app: &App, req: &Request<B>) -> Response<Body> {
+    futures_util::future::join_all(app.registry.runners().iter().map(|r| r.run())).await;
+    let openmetrics = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (body, content_type) = if openmetrics {
+        (
+            app.shared.metrics.render_openmetrics(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    } else {
+        (
+            app.shared.metrics.render_classic(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    };
+    let mut resp = render::text(StatusCode::OK, body);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
 }
 
 /// How a page answers: JSON when asked for (`?format=json` or an `Accept` naming JSON), HTML
@@ -182,6 +221,7 @@ pub fn page_label<'a>(app: &'a App, path: &str) -> &'a str {
         "/health" => "health",
         "/logs" => "logs",
         "/metrics" => "metrics",
+        "/ready" => "ready",
         _ => app
             .registry
             .known()
