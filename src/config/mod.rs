@@ -5,8 +5,8 @@
 //! [`ConfigError`] naming the file, line and column; this module never starts anything.
 
 pub mod auth;
-pub mod last_good;
 pub mod health;
+pub mod last_good;
 pub mod source;
 
 use crate::secret::{Secret, SecretUrl};
