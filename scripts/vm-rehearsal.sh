@@ -402,7 +402,7 @@ EOF
 # ----------------------------------------------------------------------------------------------
 # user-data: the shipped script, only the defaults of its settings lines changed
 
-SETTING_RE='^([A-Z_]+)="\$\{([A-Z_]+):-([^"]*)\}"$'
+SETTING_RE='^([A-Z0-9_]+)="\$\{([A-Z0-9_]+):-([^"]*)\}"$'
 
 # set_setting FILE NAME VALUE: NAME="${NAME:-old}" -> NAME="${NAME:-VALUE}". A setting the
 # script reads only from its environment (no such line) gets one, in the same form, at the end

@@ -66,8 +66,8 @@ fn unit_start_timeout() -> u64 {
     let unit = std::fs::read_to_string(repo("systemd/suaicloudapp.service")).unwrap();
     let value = unit
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("TimeoutStartSec="))
-        .next_back()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("TimeoutStartSec="))
         .expect("TimeoutStartSec= in the unit");
     value
         .trim_end_matches('s')
