@@ -89,12 +89,13 @@ enum Page<'a> {
 
 /// With `[auth]`, the pages that show more than `OK`: the logs, the dashboard (targets,
 /// causes, config origin), any JSON answer (its `output`) and, when asked, `/metrics`.
-/// `/health` and a probe page's plain answer stay open for the load balancer.
+/// `/health` and the plain answers of `/ready` and the probe pages stay open for the load
+/// balancer.
 fn needs_sign_in<B>(auth: &super::auth::AlbAuth, page: &Page<'_>, req: &Request<B>) -> bool {
     match page {
         Page::Logs | Page::Dashboard => true,
         Page::Metrics => auth.protect_metrics,
-        Page::Probe(_) => negotiate(req) == Format::Json,
+        Page::Probe(_) | Page::Ready => negotiate(req) == Format::Json,
         Page::Health | Page::NotConfigured(_) => false,
     }
 }
