@@ -19,7 +19,7 @@
 //! An answer that the client has not read counts as IDLE: a slow reader is bounded by the
 //! keep-alive clock.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -45,8 +45,12 @@ pub struct Activity {
     phase: AtomicU8,
     /// When the current clock started, in µs since `epoch()`.
     since_us: AtomicU64,
-    /// The watchdog sleeps on the keep-alive clock: a head that starts must wake it.
-    parked: AtomicBool,
+    /// While the watchdog sleeps: a head starting before this time (µs since `epoch()`)
+    /// would end before the deadline it sleeps on, so it must wake it. 0: nobody to wake.
+    wake_if_head_before_us: AtomicU64,
+    /// The same for an answer: its keep-alive clock may end before that deadline (a short
+    /// `keepalive_timeout_ms` under a longer head deadline). 0 in the usual configuration.
+    wake_if_answer_before_us: AtomicU64,
     wake: Notify,
 }
 
@@ -78,7 +82,8 @@ impl Activity {
         Activity {
             phase: AtomicU8::new(HEAD),
             since_us: AtomicU64::new(micros(now)),
-            parked: AtomicBool::new(false),
+            wake_if_head_before_us: AtomicU64::new(0),
+            wake_if_answer_before_us: AtomicU64::new(0),
             wake: Notify::new(),
         }
     }
@@ -89,15 +94,15 @@ impl Activity {
         if self.phase.load(Ordering::Relaxed) != IDLE {
             return;
         }
-        self.since_us
-            .store(micros(Instant::now()), Ordering::Relaxed);
+        let now = micros(Instant::now());
+        self.since_us.store(now, Ordering::Relaxed);
         let started = self
             .phase
             .compare_exchange(IDLE, HEAD, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok();
-        // Paired with the watchdog's store of `parked` then load of `phase`: either it sees
-        // HEAD, or this sees it parked and leaves a permit.
-        if started && self.parked.load(Ordering::SeqCst) {
+        // Paired with the watchdog's store of the threshold then load of `phase`: either it
+        // sees HEAD, or this sees the threshold and leaves a permit.
+        if started && now < self.wake_if_head_before_us.load(Ordering::SeqCst) {
             self.wake.notify_one();
         }
     }
@@ -107,10 +112,16 @@ impl Activity {
         self.phase.store(BUSY, Ordering::Relaxed);
     }
 
-    /// The answer is ready at `now`: the keep-alive clock starts.
+    /// The answer is ready at `now`: the keep-alive clock starts. The watchdog may be asleep
+    /// on a deadline later than that clock's end (a short keep-alive under the head clock it
+    /// saw at accept): then it is woken. With the defaults (75 s against 5 s) it never is.
     pub fn request_answered(&self, now: Instant) {
-        self.since_us.store(micros(now), Ordering::Relaxed);
-        self.phase.store(IDLE, Ordering::Release);
+        let now = micros(now);
+        self.since_us.store(now, Ordering::Relaxed);
+        self.phase.store(IDLE, Ordering::SeqCst);
+        if now < self.wake_if_answer_before_us.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
     }
 
     /// Since when the connection has been idle between requests, in µs of the module's epoch;
@@ -131,7 +142,7 @@ impl Activity {
     }
 
     fn clock(&self, t: Timeouts) -> Clock {
-        let phase = self.phase.load(Ordering::Acquire);
+        let phase = self.phase.load(Ordering::SeqCst);
         let since = instant(self.since_us.load(Ordering::Relaxed));
         match phase {
             HEAD => Clock::Head(since + t.head),
@@ -144,24 +155,40 @@ impl Activity {
 /// Resolves once the connection's current clock has run out; the caller then ends it
 /// (server/mod.rs aborts the connection's task). A connection answering requests back to
 /// back costs about one wake-up per head timeout; an idle one, one per keep-alive timeout.
+/// Each sleep is on the deadline of the clock it saw; a phase change that would end sooner
+/// than that deadline wakes it early.
 pub async fn expired(activity: &Activity, t: Timeouts) {
     loop {
         let now = Instant::now();
-        match activity.clock(t) {
+        let clock = activity.clock(t);
+        let deadline = match clock {
             Clock::Head(deadline) | Clock::KeepAlive(deadline) if deadline <= now => return,
-            Clock::Head(deadline) => tokio::time::sleep(deadline - now).await,
-            Clock::KeepAlive(deadline) => {
-                activity.parked.store(true, Ordering::SeqCst);
-                if activity.phase.load(Ordering::SeqCst) == IDLE {
-                    tokio::select! {
-                        () = tokio::time::sleep(deadline - now) => {}
-                        () = activity.wake.notified() => {}
-                    }
-                }
-                activity.parked.store(false, Ordering::Relaxed);
+            Clock::Head(deadline) | Clock::KeepAlive(deadline) => deadline,
+            // A request in progress never expires; look again at the latest after a head
+            // timeout, or at once when it is answered.
+            Clock::Stopped => now + t.head,
+        };
+        // The thresholds are set before the clock is read again: a phase change in between
+        // either shows in that read or finds its threshold and wakes this task (SeqCst on both
+        // sides). A change that only moves the deadline later wakes nobody.
+        let until = micros(deadline);
+        let before = |d: Duration| until.saturating_sub(d.as_micros() as u64);
+        activity
+            .wake_if_head_before_us
+            .store(before(t.head), Ordering::SeqCst);
+        activity
+            .wake_if_answer_before_us
+            .store(before(t.keepalive), Ordering::SeqCst);
+        if activity.clock(t) == clock {
+            tokio::select! {
+                () = tokio::time::sleep(deadline - now) => {}
+                () = activity.wake.notified() => {}
             }
-            Clock::Stopped => tokio::time::sleep(t.head).await,
         }
+        activity.wake_if_head_before_us.store(0, Ordering::Relaxed);
+        activity
+            .wake_if_answer_before_us
+            .store(0, Ordering::Relaxed);
     }
 }
 
@@ -173,6 +200,33 @@ mod tests {
         head: Duration::from_millis(100),
         keepalive: Duration::from_millis(400),
     };
+
+    /// The watchdog already asleep on the accept's head clock must still close an answered
+    /// connection when a shorter keep-alive clock runs out.
+    #[tokio::test]
+    async fn a_short_keepalive_under_a_longer_head_clock_ends_first() {
+        let t = Timeouts {
+            head: Duration::from_millis(3000),
+            keepalive: Duration::from_millis(100),
+        };
+        let a = std::sync::Arc::new(Activity::new(Instant::now()));
+        let watchdog = tokio::spawn({
+            let a = a.clone();
+            async move { expired(&a, t).await }
+        });
+        // Single-threaded runtime: the watchdog runs until it sleeps on the head clock.
+        tokio::task::yield_now().await;
+        a.request_started();
+        let answered = Instant::now();
+        a.request_answered(answered);
+        watchdog.await.unwrap();
+        let waited = answered.elapsed();
+        assert!(
+            waited >= t.keepalive - Duration::from_millis(1)
+                && waited < Duration::from_millis(2000),
+            "{waited:?}"
+        );
+    }
 
     #[test]
     fn each_phase_runs_its_own_clock() {
