@@ -72,12 +72,13 @@ DISTURBED=${BENCH_DISTURBED:-15}
 RETRIES=${BENCH_RETRIES:-2}
 OUT=${BENCH_OUT:-$BENCH_DIR/RESULTS.md}
 
-# Targets from issue 7 (goals for the benchmark, not test asserts). Sizes: MiB.
+# Targets from issues 7 and 24 (goals for the benchmark, not test asserts; issue 24 moved the
+# binary size to 12 with the real crates, no local stand-ins). Sizes: MiB.
 T_HEALTH_VS_NGINX=0.9
 T_PROBE_VS_HEALTH=0.5
 T_BOOT_MS=15
 T_IDLE_RSS_MB=12
-T_SIZE_MB=10
+T_SIZE_MB=12
 
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 export PATH
