@@ -734,17 +734,7 @@ impl Config {
     /// The effective config as TOML, defaults filled in and every secret shown as `***`.
     pub fn to_display_toml(&self) -> String {
         let mut out = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"));
-        for (name, configured) in [
-            ("s3", self.s3.is_some()),
-            ("database", self.database.is_some()),
-            ("redis", self.redis.is_some()),
-            ("dynamodb", self.dynamodb.is_some()),
-            ("postgres", self.postgres.is_some()),
-            ("kinesis", self.kinesis.is_some()),
-            ("firehose", self.firehose.is_some()),
-            ("sns", self.sns.is_some()),
-            ("lambda", self.lambda.is_some()),
-        ] {
+        for (name, configured) in self.sections() {
             if !configured {
                 out.push_str(&format!(
                     "\n# [{name}] not configured: /{name} answers 404\n"
