@@ -8,7 +8,7 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,16 +18,7 @@ const QEMU: &str = "qemu-aarch64-static";
 const EM_AARCH64: u16 = 183;
 
 fn aarch64_bin() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join(TARGET)
-        .join("release/suaicloudapp");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make static-aarch64` first; `make test` does",
-        path.display()
-    );
-    path
+    release_bin(TARGET, "static-aarch64")
 }
 
 /// (e_machine, has a PT_INTERP program header) of a 64-bit little-endian ELF file.

@@ -22,14 +22,7 @@ fn bin() -> PathBuf {
     if let Some(p) = std::env::var_os("SUAI_FLEET_BIN") {
         return PathBuf::from(p);
     }
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-musl/release/suaicloudapp");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make static` first (`make test` does), or set SUAI_FLEET_BIN",
-        path.display()
-    );
-    path
+    release_bin("x86_64-unknown-linux-musl", "static")
 }
 
 /// Starts the binary under test with room for a few thousand descriptors (a systemd unit's

@@ -11,7 +11,7 @@
 mod common;
 use common::*;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -194,13 +194,7 @@ fn the_debug_binary_serves_probes_and_reloads_under_the_units_syscall_filter() {
 /// malloc). Built by `make static`, which `make test` runs first; a missing one fails loudly.
 #[test]
 fn the_static_binary_serves_probes_and_reloads_under_the_units_syscall_filter() {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-musl/release/suaicloudapp");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make static` first; `make test` does",
-        path.display()
-    );
+    let path = release_bin("x86_64-unknown-linux-musl", "static");
     serves_under_the_units_filter("seccomp-static", Some(&path));
 }
 

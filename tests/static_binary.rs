@@ -21,15 +21,7 @@ const BUDGET_MS: u64 = 2000;
 
 /// The static binary, or a failure that says how to build it.
 fn static_bin() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join(TARGET)
-        .join("release/suaicloudapp");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make static` (scripts/build-static.sh) first; `make test` does",
-        path.display()
-    );
+    let path = release_bin(TARGET, "static");
     warn_if_stale(&path);
     path
 }

@@ -21,6 +21,21 @@ use std::time::{Duration, Instant};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_suaicloudapp");
 
+/// The static release binary for `target` (`x86_64-unknown-linux-musl`, ...), which `make
+/// <make_target>` builds and `make test` runs first; a missing one fails and says so.
+pub fn release_bin(target: &str, make_target: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(target)
+        .join("release/suaicloudapp");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make {make_target}` first; `make test` does",
+        path.display()
+    );
+    path
+}
+
 /// Endpoints of the running test environment. Panics (never skips) when it is not up.
 pub fn test_env() -> HashMap<String, String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".test-env/env");
