@@ -9,10 +9,6 @@ use std::time::{Duration, Instant};
 
 /// Runs boto3 from the moto venv the test environment installed.
 fn s3(op: &str, key: &str, body: &str) {
-    let python = std::path::Path::new(&env_var("SUAI_TEST_MOTO_SERVER"))
-        .parent()
-        .unwrap()
-        .join("python");
     let script = format!(
         "import boto3,sys\ns=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='testing',aws_secret_access_key='testing')\n\
          b='{}'\nk=sys.argv[1]\n\
@@ -21,19 +17,16 @@ fn s3(op: &str, key: &str, body: &str) {
         env_var("SUAI_TEST_MOTO_URL"),
         env_var("SUAI_TEST_BUCKET")
     );
-    let mut child = Command::new(python)
-        .args(["-c", &script, key, op])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "boto3 {op} {key}");
+    let out = run_with_stdin(
+        Command::new(moto::venv_python()).args(["-c", &script, key, op]),
+        body.as_bytes(),
+        "the moto venv's python",
+    );
+    assert!(
+        out.status.success(),
+        "boto3 {op} {key}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn unique_key(name: &str) -> String {

@@ -241,28 +241,14 @@ fn metrics_parse_with_the_prometheus_parser() {
         .header("content-type")
         .unwrap()
         .starts_with("application/openmetrics-text"));
-    let python = std::path::Path::new(&env_var("SUAI_TEST_MOTO_SERVER"))
-        .parent()
-        .unwrap()
-        .join("python");
     // Prints "name{labels} value" for every sample, as the official parser read them.
     let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
         for f in p(sys.stdin.read()):\n  for s in f.samples:\n    print(s.name, sorted(s.labels.items()), s.value)\n";
-    let mut child = Command::new(python)
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(r.body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        Command::new(moto::venv_python()).args(["-c", script]),
+        r.body.as_bytes(),
+        "the moto venv's python",
+    );
     assert!(
         out.status.success(),
         "parser rejected /metrics: {}\n{}",

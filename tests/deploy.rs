@@ -9,7 +9,7 @@ use common::*;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -250,23 +250,14 @@ fn token(imds: &Imds, ttl: &str) -> String {
 /// Parses a JSON object with python3's json module (no JSON crate among the dev-dependencies):
 /// key -> value, strings bare, others as JSON.
 fn json_object(body: &str) -> HashMap<String, String> {
-    let mut child = Command::new("python3")
-        .args([
+    let out = run_with_stdin(
+        Command::new("python3").args([
             "-c",
             "import json,sys\nfor k,v in json.load(sys.stdin).items(): print(k+'\\t'+(v if isinstance(v,str) else json.dumps(v)))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        ]),
+        body.as_bytes(),
+        "python3",
+    );
     assert!(out.status.success(), "not a JSON object: {body}");
     text(&out.stdout)
         .lines()

@@ -407,20 +407,11 @@ fn the_first_scrape_reports_every_backend_in_a_format_promtool_accepts() {
     assert!(!m.body.contains("# EOF"), "{}", m.body);
     assert!(!m.body.contains(" info\n"), "{}", m.body);
 
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus; scripts/test-env.sh up installs it)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(m.body.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        Command::new("promtool").args(["check", "metrics"]),
+        m.body.as_bytes(),
+        "promtool (Debian package prometheus; scripts/test-env.sh up installs it)",
+    );
     assert!(
         out.status.success(),
         "promtool check metrics: {}{}\n{}",

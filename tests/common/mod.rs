@@ -21,6 +21,19 @@ use std::time::{Duration, Instant};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_suaicloudapp");
 
+/// Runs `cmd` with `input` on its stdin and its stdout and stderr captured; `what` names the
+/// program in the failure when it cannot start.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8], what: &str) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// The static release binary for `target` (`x86_64-unknown-linux-musl`, ...), which `make
 /// <make_target>` builds and `make test` runs first; a missing one fails and says so.
 pub fn release_bin(target: &str, make_target: &str) -> PathBuf {

@@ -3,7 +3,6 @@
 //! is empty until the test puts its bucket and objects back.
 
 use super::{closed_port, env_var, eventually};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -76,19 +75,11 @@ pub fn put_object(endpoint: &str, bucket: &str, key: &str, body: &str) -> String
          if b not in [x['Name'] for x in s.list_buckets()['Buckets']]: s.create_bucket(Bucket=b)\n\
          print(s.put_object(Bucket=b,Key=k,Body=sys.stdin.buffer.read())['ETag'].strip('\"'))\n"
     );
-    let mut child = Command::new(venv_python())
-        .args(["-c", &script, bucket, key])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = super::run_with_stdin(
+        Command::new(venv_python()).args(["-c", &script, bucket, key]),
+        body.as_bytes(),
+        "the moto venv's python",
+    );
     assert!(out.status.success(), "boto3 put {bucket}/{key}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -100,7 +91,7 @@ impl Drop for OwnMoto {
 }
 
 /// The Python of the moto venv the test environment installed (it has boto3).
-fn venv_python() -> PathBuf {
+pub fn venv_python() -> PathBuf {
     PathBuf::from(env_var("SUAI_TEST_MOTO_SERVER"))
         .parent()
         .unwrap()
