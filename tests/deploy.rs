@@ -453,40 +453,13 @@ fn imds_server_speaks_imdsv2() {
 
 /// The AWS CLI with moto A's static test keys (the uploader's side, not the instance's).
 fn moto_cli(args: &[&str]) {
-    let out = moto_cli_output(args);
+    let out = userdata::moto_cli(args);
     assert!(
         out.status.success(),
         "aws {args:?}: {}{}",
         text(&out.stdout),
         text(&out.stderr)
     );
-}
-
-fn moto_cli_output(args: &[&str]) -> Output {
-    run(
-        Command::new(AWS_CLI)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", scratch_dir("aws-home"))
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .args(["--region", "us-east-1", "--only-show-errors"])
-            .args(["--endpoint-url", &env_var("SUAI_TEST_MOTO_URL")])
-            .args(args),
-        "/usr/bin/aws (Debian's awscli)",
-    )
-}
-
-/// The SHA-256 of a file, as user-data.sh's SHA256 setting takes it (coreutils' sha256sum).
-fn sha256_of(path: &Path) -> String {
-    let out = run(Command::new("sha256sum").arg(path), "sha256sum");
-    assert!(out.status.success(), "sha256sum {}", path.display());
-    text(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// Deletes the uploaded objects and stops the service, even when the test fails.
@@ -503,7 +476,7 @@ impl Drop for Deployed {
             .status();
         let bucket = env_var("SUAI_TEST_BUCKET");
         for key in &self.keys {
-            let _ = moto_cli_output(&["s3", "rm", &format!("s3://{bucket}/{key}")]);
+            let _ = userdata::moto_cli(&["s3", "rm", &format!("s3://{bucket}/{key}")]);
         }
     }
 }
@@ -582,7 +555,7 @@ fn user_data_installs_and_starts_the_service_with_instance_role_credentials() {
                 .env("BUCKET", &bucket)
                 .env("BINARY_KEY", &binary_key)
                 .env("CONFIG_KEY", &config_key)
-                .env("SHA256", sha256_of(Path::new(BIN)))
+                .env("SHA256", userdata::sha256_of(Path::new(BIN)))
                 .env("ROOT", &root)
                 .env("SYSTEMCTL", repo("scripts/fake-systemctl"))
                 .env("AWS", AWS_CLI)
