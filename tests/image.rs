@@ -8,13 +8,10 @@
 
 mod common;
 
-use common::{env_var, scratch_dir, App};
+use common::{env_var, scratch_dir, Starting};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn archive() -> PathBuf {
@@ -221,39 +218,11 @@ fn the_unpacked_image_serves_the_backends_as_its_user() {
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
     });
-    let mut child = runtime(&root, &config_json, &env, &["serve"])
+    let child = runtime(&root, &config_json, &env, &["serve"])
         .spawn()
         .expect("spawn the image");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-    let pipe = child.stderr.take().unwrap();
-    let sink = stderr.clone();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let addr = rest.split_whitespace().next().map(str::parse);
-                if let (Some(t), Some(Ok(a))) = (tx.take(), addr) {
-                    let _ = t.send(a);
-                }
-            }
-            let mut s = sink.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
-    let Ok(addr) = rx.recv_timeout(Duration::from_secs(20)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the image did not start: {}", stderr.lock().unwrap());
-    };
-    let app = App {
-        child,
-        addr,
-        dir: root.join(workdir.trim_start_matches('/')),
-        stderr,
-    };
+    let dir = root.join(workdir.trim_start_matches('/'));
+    let app = Starting::watch(child, dir).wait_listening(Duration::from_secs(20));
     assert_eq!(app.get("/health").status, 200);
     for page in ["/database", "/redis"] {
         let r = app.get(page);
@@ -273,7 +242,11 @@ fn the_unpacked_image_serves_the_backends_as_its_user() {
         &root,
         &config_json,
         &serde_json::json!({}),
-        &["healthcheck", "--url", &format!("http://{addr}/health")],
+        &[
+            "healthcheck",
+            "--url",
+            &format!("http://{}/health", app.addr),
+        ],
     )
     .status()
     .unwrap();

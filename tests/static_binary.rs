@@ -7,11 +7,8 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
@@ -128,48 +125,14 @@ impl Root {
     fn start(&self) -> App {
         let started = Instant::now();
         // chroot(8) execs the binary: the child's pid is the server's (signals reach it).
-        let mut child = self.command().spawn().expect("spawn chroot");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest.split_whitespace().next().map(str::parse);
-                    if let (Some(t), Some(Ok(a))) = (tx.take(), addr) {
-                        let _ = t.send(a);
-                    }
-                }
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => {
-                eprintln!(
-                    "chrooted server listening on {addr} after {:?}",
-                    started.elapsed()
-                );
-                App {
-                    child,
-                    addr,
-                    dir: self.dir.clone(),
-                    stderr,
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the static binary did not start inside the empty root: {}",
-                    stderr.lock().unwrap()
-                );
-            }
-        }
+        let child = self.command().spawn().expect("spawn chroot");
+        let app = Starting::watch(child, self.dir.clone()).wait_listening(Duration::from_secs(20));
+        eprintln!(
+            "chrooted server listening on {} after {:?}",
+            app.addr,
+            started.elapsed()
+        );
+        app
     }
 }
 

@@ -244,7 +244,12 @@ impl Starting {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn suaicloudapp");
+        Starting::watch(cmd.spawn().expect("spawn suaicloudapp"), dir)
+    }
+
+    /// Watches a started server whose stderr is piped (a chroot, an unpacked image): its lines
+    /// are kept, and its `listening on ADDR` line is what [`Starting::wait_listening`] waits for.
+    pub fn watch(mut child: Child, dir: PathBuf) -> Starting {
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let pipe = child.stderr.take().unwrap();
@@ -290,6 +295,7 @@ impl Starting {
             },
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!(
                     "suaicloudapp did not start: {}",
                     self.stderr.lock().unwrap()
