@@ -1186,9 +1186,10 @@ fn sigterm_during_100_in_flight_requests_completes_them_all() {
     );
     let mut a = App::start("drain-100", &config);
     let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let threads: Vec<_> = (0..100)
         .map(|_| {
-            let (addr, sent) = (a.addr, sent.clone());
+            let (addr, sent, done) = (a.addr, sent.clone(), done.clone());
             std::thread::spawn(move || {
                 use std::io::{Read, Write};
                 let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -1197,13 +1198,19 @@ fn sigterm_during_100_in_flight_requests_completes_them_all() {
                 sent.fetch_add(1, Ordering::SeqCst);
                 let mut buf = String::new();
                 s.read_to_string(&mut buf).unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
                 buf
             })
         })
         .collect();
+    // Sent is not in flight: a request still in the kernel's queues when SIGTERM lands is
+    // refused like any connection after the listener closes. Wait until the server has read
+    // all 100 (or answered some: the probe's 2 s budget runs meanwhile) and the
+    // single-flight probe has reached the hung backend.
     assert!(eventually(Duration::from_secs(10), || sent
         .load(Ordering::SeqCst)
         == 100
+        && server_sockets_read(a.addr.port()) + done.load(Ordering::SeqCst) >= 100
         && hung.accepted() > 0));
     let started = Instant::now();
     a.terminate();

@@ -463,3 +463,22 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// How many connections the server on `port` (127.0.0.1) holds with its request read:
+/// established sockets on the server's side whose receive queue is empty, from
+/// /proc/net/tcp. A request sent by a client may still sit in the kernel (in the accept
+/// queue, or unread on an accepted socket); only once this count covers it is the request
+/// in flight inside the server.
+pub fn server_sockets_read(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 4 && f[1] == local && f[3] == "01").then(|| f[4].to_string())
+        })
+        .filter(|queues| queues.ends_with(":00000000"))
+        .count()
+}
