@@ -1210,7 +1210,9 @@ fn sigterm_during_100_in_flight_requests_completes_them_all() {
     assert!(eventually(Duration::from_secs(10), || sent
         .load(Ordering::SeqCst)
         == 100
-        && server_sockets_read(a.addr.port()) + done.load(Ordering::SeqCst) >= 100
+        && server_sockets_read(a.addr.port())
+            + done.load(Ordering::SeqCst)
+            >= 100
         && hung.accepted() > 0));
     let started = Instant::now();
     a.terminate();
