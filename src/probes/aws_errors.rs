@@ -31,6 +31,7 @@ pub struct Endpoint {
     pub label: String,
     /// True when the address came from `[aws] endpoint_url` or `AWS_ENDPOINT_URL`.
     pub overridden: bool,
+    /// How long a call may take, named in timeout messages.
     pub budget: Duration,
 }
 
@@ -168,7 +169,7 @@ fn is_clock_skew(code: &str, msg: &str) -> bool {
 }
 
 /// Codes that mean the keys themselves are wrong, expired or unknown (not a missing permission).
-pub fn is_bad_credentials(code: &str) -> bool {
+fn is_bad_credentials(code: &str) -> bool {
     matches!(
         code,
         "InvalidAccessKeyId"
@@ -267,8 +268,11 @@ pub struct LazyClient<C> {
 
 /// A built client and where it goes, for messages.
 pub struct Built<C> {
+    /// The service client, with the probe's timeouts.
     pub client: C,
+    /// The region the shared config resolved to, for messages and ARNs.
     pub region: String,
+    /// Where the client's requests go, for messages.
     pub endpoint: Endpoint,
 }
 
@@ -333,6 +337,13 @@ mod tests {
         let f = transport_failure(None, "io error: operation timed out", &local(500));
         assert_eq!(f.stage, Stage::Timeout);
         assert!(f.cause.contains("within 500 ms"), "{}", f.cause);
+    }
+
+    #[test]
+    fn the_connectors_own_timeout_is_read_before_the_text() {
+        let err = ConnectorError::timeout("dispatch failure".into());
+        let f = transport_failure(Some(&err), "dispatch failure", &local(500));
+        assert_eq!(f.stage, Stage::Timeout, "{}", f.cause);
     }
 
     #[test]
