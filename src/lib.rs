@@ -12,11 +12,11 @@ pub mod healthcheck;
 pub mod identity;
 pub mod logs;
 pub mod metrics;
+pub mod outcome;
 pub mod probes;
 pub mod refetch;
 pub mod secret;
 pub mod server;
-pub mod tls;
 pub mod watchdog;
 
 use anyhow::Context;

@@ -6,16 +6,17 @@
 //! of this instance's own item (`suaicloudapp-probe-<instance id>`), so instances checking at
 //! once never read back each other's writes.
 
-use super::{Details, Failure, Probe, Stage};
-use crate::aws::{self, AwsContext};
+use super::aws_errors::{self, Built, LazyClient};
+use super::Probe;
+use crate::aws::AwsContext;
 use crate::config::{DynamoConfig, DynamoMode};
+use crate::outcome::{Details, Failure, Stage};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures_util::future::{BoxFuture, FutureExt};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::OnceCell;
 
 /// The key the probe reads (write mode writes this plus `-<instance id>`): never a real item's.
 pub const SENTINEL_KEY: &str = "suaicloudapp-probe";
@@ -34,17 +35,9 @@ pub struct DynamoProbe {
     key: String,
     mode: DynamoMode,
     budget: Duration,
-    aws: Arc<AwsContext>,
-    client: OnceCell<Built>,
+    client: LazyClient<Client>,
     /// The last DescribeTable explanation, with when and for which error code it was made.
     described: Mutex<Option<(Instant, String, Failure)>>,
-}
-
-/// The client plus what messages need to know about where it goes.
-struct Built {
-    client: Client,
-    region: String,
-    endpoint: aws::Endpoint,
 }
 
 impl DynamoProbe {
@@ -55,24 +48,19 @@ impl DynamoProbe {
             key: cfg.partition_key.to_string(),
             mode: cfg.mode,
             budget,
-            aws,
-            client: OnceCell::new(),
+            client: LazyClient::new(aws, "DynamoDB", budget),
             described: Mutex::new(None),
         }
     }
 
-    async fn client(&self) -> &Built {
+    async fn client(&self) -> &Built<Client> {
         self.client
-            .get_or_init(|| async {
-                let sdk = self.aws.sdk().await;
-                let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .timeout_config(aws::timeouts(self.budget))
-                    .build();
-                Built {
-                    client: Client::from_conf(conf),
-                    region: aws::region_of(sdk),
-                    endpoint: aws::Endpoint::new(sdk, "DynamoDB", self.budget),
-                }
+            .get(|sdk, timeouts| {
+                Client::from_conf(
+                    aws_sdk_dynamodb::config::Builder::from(sdk)
+                        .timeout_config(timeouts)
+                        .build(),
+                )
             })
             .await
     }
@@ -104,7 +92,7 @@ impl DynamoProbe {
     }
 
     /// Put, consistent read-back, delete: proves writes land and are readable.
-    async fn write_cycle(&self, built: &Built, item: &str) -> Result<(), Failure> {
+    async fn write_cycle(&self, built: &Built<Client>, item: &str) -> Result<(), Failure> {
         let client = &built.client;
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -160,7 +148,7 @@ impl DynamoProbe {
 
     async fn explain<E>(
         &self,
-        built: &Built,
+        built: &Built<Client>,
         err: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
         action: &str,
     ) -> Failure
@@ -168,8 +156,8 @@ impl DynamoProbe {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let needs = format!("dynamodb:{action} on {}", self.arn(&built.region));
-        let original = || aws::failure(err, &needs, &built.endpoint);
-        match aws::error_code(err).as_deref() {
+        let original = || aws_errors::failure(err, &needs, &built.endpoint);
+        match aws_errors::error_code(err).as_deref() {
             Some(code @ ("ResourceNotFoundException" | "ValidationException")) => {
                 self.describe(built, code).await.unwrap_or_else(original)
             }
@@ -185,7 +173,7 @@ impl DynamoProbe {
     /// Explains a failed call (answered with `code`) from DescribeTable, reusing the answer a
     /// while for the same code; `None` when the table looks as expected or DescribeTable
     /// itself fails (the original error then stands).
-    async fn describe(&self, built: &Built, code: &str) -> Option<Failure> {
+    async fn describe(&self, built: &Built<Client>, code: &str) -> Option<Failure> {
         if let Some((at, seen, f)) = self
             .described
             .lock()
@@ -199,7 +187,7 @@ impl DynamoProbe {
         let (t, region) = (&self.table, &built.region);
         let failure = match built.client.describe_table().table_name(t).send().await {
             Ok(out) => self.judge(out.table()?)?,
-            Err(e) if aws::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
+            Err(e) if aws_errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
                 Failure::new(
                     Stage::Query,
                     format!(

@@ -4,10 +4,11 @@
 //! SECURITY: the URL's userinfo and query values are secrets ([`SecretUrl`]); every message and
 //! the target show the redacted form, and a `user:pass@` is sent as HTTP Basic credentials.
 
-use super::{dns_failure, Details, Failure, Probe, Stage};
+use super::tls::{self, Cause, Verify};
+use super::Probe;
 use crate::config::{HttpCheck, HttpMethod};
+use crate::outcome::{Details, Failure, Stage};
 use crate::secret::{redact_url, SecretUrl};
-use crate::tls::{self, Verify};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -153,34 +154,33 @@ impl HttpProbe {
 
     fn transport_failure(&self, e: &hyper_util::client::legacy::Error) -> Failure {
         let text = self.scrub(&tls::chain_text(e));
-        let lower = text.to_ascii_lowercase();
+        let cause = Cause::new(Some(e), &text);
         let u = &self.secret;
-        if lower.contains("certificate") || lower.contains("unknownissuer") {
+        if cause.untrusted_certificate() {
             Failure::new(
                 Stage::Tls,
                 format!(
                     "certificate of {u} not trusted: set ca_file for this [[http]] entry ({text})"
                 ),
             )
-        } else if lower.contains("refused") {
+        } else if cause.refused() {
             Failure::new(
                 Stage::Connect,
                 format!("connection refused by {u}: nothing listens there"),
             )
-        } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+        } else if cause.unresolved() {
             Failure::new(
                 Stage::Dns,
                 format!(
                     "cannot resolve the host of {u}: check the name and the VPC's DNS settings"
                 ),
             )
-        } else if lower.contains("timed out") || lower.contains("timeout") {
+        } else if cause.timed_out() {
             Failure::new(
                 Stage::Timeout,
                 format!("no answer from {u} within {} ms", self.budget.as_millis()),
             )
-        } else if lower.contains("tls") || lower.contains("handshake") || lower.contains("corrupt")
-        {
+        } else if cause.mentions(&["tls", "handshake", "corrupt"]) {
             Failure::new(Stage::Tls, format!("TLS with {u} failed: {text}"))
         } else {
             Failure::new(Stage::Request, format!("{u}: {text}"))
@@ -234,21 +234,10 @@ impl Probe for HttpProbe {
 
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         async move {
-            match self.run().await {
-                Err(f) if f.stage == Stage::Connect => {
-                    let host = self.url.host().unwrap_or("");
-                    let port =
-                        self.url
-                            .port_u16()
-                            .unwrap_or(if self.url.scheme_str() == Some("https") {
-                                443
-                            } else {
-                                80
-                            });
-                    Err(dns_failure(host, port).await.unwrap_or(f))
-                }
-                other => other,
-            }
+            let host = self.url.host().unwrap_or("");
+            let https = self.url.scheme_str() == Some("https");
+            let port = self.url.port_u16().unwrap_or(if https { 443 } else { 80 });
+            tls::unless_unresolved(host, port, self.run().await).await
         }
         .boxed()
     }

@@ -1,9 +1,10 @@
 //! Probes: one per configured backend, built once at start, each owning its client.
 //!
-//! A probe knows exactly one backend and returns data ([`Outcome`]); it never formats HTTP.
+//! A probe knows exactly one backend and returns data ([`Outcome`](crate::outcome::Outcome)); it never formats HTTP.
 //! Adding a backend costs one file here, one config section and one `register` line in
 //! [`Registry::build`].
 
+pub mod aws_errors;
 pub mod dynamodb;
 #[cfg(feature = "firehose")]
 pub mod firehose;
@@ -21,19 +22,17 @@ pub mod runner;
 pub mod s3;
 #[cfg(feature = "sns")]
 pub mod sns;
+pub mod tls;
 
 use crate::aws::AwsContext;
 use crate::config::{Config, Millis};
 use crate::metrics::Metrics;
+use crate::outcome::{Details, Failure};
 use futures_util::future::BoxFuture;
-use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 pub use runner::ProbeRunner;
-
-/// Small facts a probe may report on success (server version, cluster state...).
-pub type Details = Vec<(&'static str, String)>;
 
 /// One backend check. Implementations build their client in `new` and reuse it.
 pub trait Probe: Send + Sync + 'static {
@@ -43,100 +42,6 @@ pub trait Probe: Send + Sync + 'static {
     fn budget(&self) -> Duration;
     /// Runs one check. The runner bounds it with the probe's timeout.
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>>;
-}
-
-/// The step at which a check failed, so an operator knows where to look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Dns,
-    Connect,
-    Tls,
-    Auth,
-    Query,
-    Request,
-    Timeout,
-    Internal,
-}
-
-impl Stage {
-    /// The lower-case word shown in `ERROR: <stage>: <cause>` and `X-Probe-Stage`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Dns => "dns",
-            Stage::Connect => "connect",
-            Stage::Tls => "tls",
-            Stage::Auth => "auth",
-            Stage::Query => "query",
-            Stage::Request => "request",
-            Stage::Timeout => "timeout",
-            Stage::Internal => "internal",
-        }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a check failed: the stage plus one line in our own words (never a secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub stage: Stage,
-    pub cause: String,
-}
-
-impl Failure {
-    /// A failure at `stage`; newlines in `cause` are folded so the answer stays one line.
-    pub fn new(stage: Stage, cause: impl Into<String>) -> Failure {
-        let cause: String = cause.into();
-        Failure {
-            stage,
-            cause: cause.split_whitespace().collect::<Vec<_>>().join(" "),
-        }
-    }
-}
-
-/// The result of one probe run, as pages and the CLI see it.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub name: String,
-    /// Where the probe went (`host:port`, `s3://bucket`...), for dashboards.
-    pub target: String,
-    pub result: Result<Details, Failure>,
-    pub duration: Duration,
-    pub checked_at: SystemTime,
-}
-
-impl Outcome {
-    /// True when the backend answered as expected.
-    pub fn is_ok(&self) -> bool {
-        self.result.is_ok()
-    }
-
-    /// A passing check's details as `key=value` pairs, space-separated (empty on failure): what
-    /// an operator compares against what they expected to reach (`server_version=8.0.35`,
-    /// `mode=cluster`).
-    pub fn detail(&self) -> String {
-        let Ok(details) = &self.result else {
-            return String::new();
-        };
-        let pairs: Vec<String> = details.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        pairs.join(" ")
-    }
-}
-
-/// When a connect-stage failure is really a name that does not resolve, says so.
-pub(crate) async fn dns_failure(host: &str, port: u16) -> Option<Failure> {
-    let resolved = tokio::net::lookup_host((host, port)).await;
-    match resolved.map(|mut addrs| addrs.next().is_some()) {
-        Ok(true) => None,
-        _ => Some(Failure::new(
-            Stage::Dns,
-            format!("cannot resolve {host}: check the endpoint name and the VPC's DNS settings"),
-        )),
-    }
 }
 
 /// What the registry knows about a page name.

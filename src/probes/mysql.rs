@@ -8,8 +8,10 @@
 //! `preferred` default encrypts but trusts any certificate) or `tls=off`. mysql_async keeps
 //! its stream's `is_secure` private, so the server's own `Ssl_cipher` for the session says it.
 
-use super::{dns_failure, Details, Failure, Probe, Stage};
+use super::tls::{self, Cause};
+use super::Probe;
 use crate::config::{DatabaseConfig, MysqlTls};
+use crate::outcome::{Details, Failure, Stage};
 use futures_util::future::{BoxFuture, FutureExt};
 use mysql_async::prelude::Queryable;
 use mysql_async::{
@@ -168,7 +170,7 @@ impl Staged {
                     p.tls.as_str()
                 ),
             ),
-            Error::Io(IoError::Tls(e)) => tls_failure(&e.to_string(), &at),
+            Error::Io(IoError::Tls(e)) => tls_failure(&e, &at),
             Error::Io(IoError::Io(e)) => io_failure(&e, &at, connecting),
             Error::Driver(e) => Failure::new(
                 if connecting {
@@ -214,9 +216,9 @@ fn server_failure(code: u16, message: &str, p: &MysqlProbe) -> Failure {
     }
 }
 
-fn tls_failure(text: &str, at: &str) -> Failure {
-    let lower = text.to_ascii_lowercase();
-    let cause = if lower.contains("unknownissuer") || lower.contains("certificate") {
+fn tls_failure(e: &(dyn std::error::Error + 'static), at: &str) -> Failure {
+    let text = e.to_string();
+    let cause = if Cause::new(Some(e), &text).untrusted_certificate() {
         format!("certificate of {at} not trusted: point [database] ca_file at the CA bundle that signed it (RDS: the global bundle) ({text})")
     } else {
         format!("TLS handshake with {at} failed: {text}")
@@ -226,9 +228,8 @@ fn tls_failure(text: &str, at: &str) -> Failure {
 
 fn io_failure(e: &std::io::Error, at: &str, connecting: bool) -> Failure {
     use std::io::ErrorKind::*;
-    let text = e.to_string();
-    if text.contains("certificate") || text.contains("UnknownIssuer") {
-        return tls_failure(&text, at);
+    if Cause::new(Some(e), &e.to_string()).untrusted_certificate() {
+        return tls_failure(e, at);
     }
     match e.kind() {
         ConnectionRefused => Failure::new(
@@ -286,15 +287,6 @@ impl Probe for MysqlProbe {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
-        async move {
-            let result = self.run().await;
-            match result {
-                Err(f) if f.stage == Stage::Connect => {
-                    Err(dns_failure(&self.host, self.port).await.unwrap_or(f))
-                }
-                other => other,
-            }
-        }
-        .boxed()
+        async move { tls::unless_unresolved(&self.host, self.port, self.run().await).await }.boxed()
     }
 }

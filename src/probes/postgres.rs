@@ -8,9 +8,10 @@
 //! say whether `prefer` ended up encrypted, so the server's `pg_stat_ssl` row for the session
 //! does, in the same round trip as `SELECT 1`.
 
-use super::{dns_failure, Details, Failure, Probe, Stage};
+use super::tls::{self, Cause, Verify};
+use super::Probe;
 use crate::config::{PgSslMode, PostgresConfig};
-use crate::tls::{self, Verify};
+use crate::outcome::{Details, Failure, Stage};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use futures_util::future::{BoxFuture, FutureExt};
 use std::time::Duration;
@@ -183,10 +184,10 @@ impl PostgresProbe {
             };
         }
         let text = tls::chain_text(e);
-        let lower = text.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("unknownissuer") {
+        let cause = Cause::new(Some(e), &text);
+        if cause.untrusted_certificate() {
             Failure::new(Stage::Tls, format!("certificate of {at} not trusted: point [postgres] ca_file at the CA bundle that signed it (RDS: the global bundle) ({text})"))
-        } else if lower.contains("server does not support tls") {
+        } else if cause.mentions(&["server does not support tls"]) {
             Failure::new(
                 Stage::Tls,
                 format!(
@@ -194,11 +195,11 @@ impl PostgresProbe {
                     self.sslmode.as_str()
                 ),
             )
-        } else if lower.contains("connection refused") {
+        } else if cause.refused() {
             Failure::new(Stage::Connect, format!("connection refused by {at}: nothing listens there (wrong port, or the database is down)"))
-        } else if lower.contains("timed out") || lower.contains("timeout") {
+        } else if cause.timed_out() {
             Failure::new(Stage::Timeout, format!("connecting to {at} timed out: check the security group allows this instance on that port"))
-        } else if lower.contains("tls") || lower.contains("handshake") {
+        } else if cause.mentions(&["tls", "handshake"]) {
             Failure::new(Stage::Tls, format!("TLS with {at} failed: {text}"))
         } else {
             Failure::new(
@@ -223,14 +224,6 @@ impl Probe for PostgresProbe {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
-        async move {
-            match self.run().await {
-                Err(f) if f.stage == Stage::Connect => {
-                    Err(dns_failure(&self.host, self.port).await.unwrap_or(f))
-                }
-                other => other,
-            }
-        }
-        .boxed()
+        async move { tls::unless_unresolved(&self.host, self.port, self.run().await).await }.boxed()
     }
 }

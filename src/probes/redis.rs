@@ -5,8 +5,10 @@
 //! itself; a cluster connection that errors or outlives the budget is dropped and rebuilt on
 //! the next check.
 
-use super::{dns_failure, Details, Failure, Probe, Stage};
+use super::tls::{self, Cause};
+use super::Probe;
 use crate::config::{RedisConfig, RedisMode};
+use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
 use futures_util::future::{BoxFuture, FutureExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -212,10 +214,10 @@ impl RedisProbe {
             return Failure::new(Stage::Timeout, format!("no answer from {at} within {} ms: check the security group, or the server is paused", self.budget.as_millis()));
         }
         let text = e.to_string();
-        let lower = text.to_ascii_lowercase();
+        let cause = Cause::new(Some(e), &text);
         // With no [redis] ca_file the client trusts the system's CA bundle. A static binary on an
         // image without one (or with an unreadable one) fails here: say so, not "wrong CA".
-        let certish = lower.contains("certificate") || lower.contains("unknownissuer");
+        let certish = cause.untrusted_certificate();
         if self.tls && matches!(self.root_cert, Ok(None)) && (certish || e.kind() == ErrorKind::Io)
         {
             if let Some(why) = system_roots_problem() {
@@ -225,9 +227,8 @@ impl RedisProbe {
         if certish {
             return Failure::new(Stage::Tls, format!("certificate of {at} not trusted: set [redis] ca_file to the CA that signed it ({text})"));
         }
-        if lower.contains("invalidcontenttype")
-            || lower.contains("corrupt message")
-            || lower.contains("tls") && self.tls
+        if cause.mentions(&["invalidcontenttype", "corrupt message"])
+            || cause.mentions(&["tls"]) && self.tls
         {
             return Failure::new(
                 Stage::Tls,
@@ -310,14 +311,6 @@ impl Probe for RedisProbe {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
-        async move {
-            match self.run().await {
-                Err(f) if f.stage == Stage::Connect => {
-                    Err(dns_failure(&self.host, self.port).await.unwrap_or(f))
-                }
-                other => other,
-            }
-        }
-        .boxed()
+        async move { tls::unless_unresolved(&self.host, self.port, self.run().await).await }.boxed()
     }
 }

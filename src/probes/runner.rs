@@ -4,8 +4,9 @@
 //! (concurrent callers share one in-flight check) and a short result cache. The check runs in
 //! its own task, so a caller that goes away does not cancel it for the others.
 
-use super::{Failure, Outcome, Probe, Stage};
+use super::Probe;
 use crate::metrics::Metrics;
+use crate::outcome::{Failure, Outcome, Stage};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -146,7 +147,7 @@ fn timeout_failure(target: &str, budget: Duration) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probes::Details;
+    use crate::outcome::Details;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Counting {

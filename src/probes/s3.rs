@@ -3,29 +3,22 @@
 //! Knows S3's answers to HeadBucket: 403 (IAM), 404 (no bucket), 301 (bucket in another
 //! region, named by the `x-amz-bucket-region` header).
 
-use super::{Details, Failure, Probe, Stage};
-use crate::aws::{self, AwsContext};
+use super::aws_errors::{self, Built, LazyClient};
+use super::Probe;
+use crate::aws::AwsContext;
 use crate::config::S3Config;
+use crate::outcome::{Details, Failure, Stage};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::Client;
 use futures_util::future::{BoxFuture, FutureExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// Probes one bucket with a client built on first use and kept.
 pub struct S3Probe {
     bucket: String,
     budget: Duration,
-    aws: Arc<AwsContext>,
-    client: OnceCell<Built>,
-}
-
-/// The client plus what messages need to know about where it goes.
-struct Built {
-    client: Client,
-    region: String,
-    endpoint: aws::Endpoint,
+    client: LazyClient<Client>,
 }
 
 impl S3Probe {
@@ -34,25 +27,19 @@ impl S3Probe {
         S3Probe {
             bucket: cfg.bucket.to_string(),
             budget,
-            aws,
-            client: OnceCell::new(),
+            client: LazyClient::new(aws, "S3", budget),
         }
     }
 
-    async fn client(&self) -> &Built {
+    async fn client(&self) -> &Built<Client> {
         self.client
-            .get_or_init(|| async {
-                let sdk = self.aws.sdk().await;
+            .get(|sdk, timeouts| {
                 // Emulators (and VPC interface endpoints) want path-style addressing.
                 let conf = aws_sdk_s3::config::Builder::from(sdk)
-                    .timeout_config(aws::timeouts(self.budget))
+                    .timeout_config(timeouts)
                     .force_path_style(sdk.endpoint_url().is_some())
                     .build();
-                Built {
-                    client: Client::from_conf(conf),
-                    region: aws::region_of(sdk),
-                    endpoint: aws::Endpoint::new(sdk, "S3", self.budget),
-                }
+                Client::from_conf(conf)
             })
             .await
     }
@@ -78,7 +65,7 @@ impl S3Probe {
 
     async fn explain<E>(
         &self,
-        built: &Built,
+        built: &Built<Client>,
         err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
     ) -> Failure
     where
@@ -86,7 +73,7 @@ impl S3Probe {
     {
         let (b, region) = (&self.bucket, built.region.as_str());
         let Some(raw) = err.raw_response() else {
-            return aws::failure(err, &self.needs(), &built.endpoint);
+            return aws_errors::failure(err, &self.needs(), &built.endpoint);
         };
         let other_region = raw
             .headers()
@@ -103,13 +90,13 @@ impl S3Probe {
                 Stage::Request,
                 format!("no such bucket {b} (as seen from region {region}): check [s3] bucket"),
             ),
-            _ => aws::failure(err, &self.needs(), &built.endpoint),
+            _ => aws_errors::failure(err, &self.needs(), &built.endpoint),
         }
     }
 
     /// A 403 to HeadBucket has no body, so it cannot tell a missing permission from keys AWS
     /// does not accept. ListObjectsV2 (same permission, one key at most) answers with a code.
-    async fn forbidden(&self, built: &Built) -> Failure {
+    async fn forbidden(&self, built: &Built<Client>) -> Failure {
         let b = &self.bucket;
         let probe = built
             .client
@@ -119,13 +106,13 @@ impl S3Probe {
             .send()
             .await;
         let code = match &probe {
-            Err(e) => aws::error_code(e),
+            Err(e) => aws_errors::error_code(e),
             Ok(_) => None,
         };
         match (&probe, code.as_deref()) {
             // A code that is not a denial (bad keys, clock skew...) says more than "denied".
-            (Err(e), Some(c)) if !aws::is_denied(c) => {
-                aws::failure(e, &self.needs(), &built.endpoint)
+            (Err(e), Some(c)) if !aws_errors::is_denied(c) => {
+                aws_errors::failure(e, &self.needs(), &built.endpoint)
             }
             _ => Failure::new(
                 Stage::Auth,

@@ -2,9 +2,11 @@
 //! The ARN names the topic's region and account, so the client goes to that region and every
 //! message says which region and account it looked in.
 
-use super::{Details, Failure, Probe, Stage};
-use crate::aws::{self, AwsContext, LazyClient};
+use super::aws_errors::{self, LazyClient};
+use super::Probe;
+use crate::aws::AwsContext;
 use crate::config::SnsConfig;
+use crate::outcome::{Details, Failure, Stage};
 use aws_config::Region;
 use aws_sdk_sns::Client;
 use futures_util::future::{BoxFuture, FutureExt};
@@ -75,7 +77,7 @@ impl SnsProbe {
             }
             Err(e)
                 if matches!(
-                    aws::error_code(&e).as_deref(),
+                    aws_errors::error_code(&e).as_deref(),
                     Some("NotFound" | "NotFoundException")
                 ) =>
             {
@@ -88,7 +90,7 @@ impl SnsProbe {
                 ))
             }
             Err(e) => {
-                let f = aws::failure(
+                let f = aws_errors::failure(
                     &e,
                     &format!("sns:GetTopicAttributes on {}", self.arn),
                     &b.endpoint,

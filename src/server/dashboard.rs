@@ -5,7 +5,7 @@
 //! from outside (it must work in a private subnet) and its CSP forbids it to.
 
 use super::App;
-use crate::probes::Outcome;
+use crate::outcome::Outcome;
 use html_escape::encode_text as esc;
 use std::fmt::Write;
 use std::time::UNIX_EPOCH;

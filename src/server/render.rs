@@ -4,7 +4,7 @@
 //! backend's error text as HTML; every response is `no-store`, so no cache serves a stale
 //! health answer.
 
-use crate::probes::Outcome;
+use crate::outcome::Outcome;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};

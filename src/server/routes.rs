@@ -1,5 +1,5 @@
 //! Path and method to handler. Knows pages, not backends: a probe page asks the registry
-//! for a runner and renders whatever [`Outcome`](crate::probes::Outcome) comes back.
+//! for a runner and renders whatever [`Outcome`](crate::outcome::Outcome) comes back.
 
 use super::render::{self, Body};
 use super::{dashboard, App};
