@@ -5,14 +5,20 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-scripts/test-env.sh up >/dev/null
+LIB_TAG=hardening-report
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+say "test backends: scripts/test-env.sh up"
+scripts/test-env.sh up >/dev/null || die "scripts/test-env.sh up failed"
 results=target/hardening/results.jsonl
 rm -f "$results"
 # One binary per concern; cargo runs them one after another, and each one's tests one at a
 # time (their serial() guard), so no test measures another's load.
 tests=()
 for f in tests/hardening_*.rs; do tests+=(--test "$(basename "$f" .rs)"); done
-cargo test "${tests[@]}" -- --test-threads=1
+say "cargo test ${tests[*]} -- --test-threads=1"
+cargo test "${tests[@]}" -- --test-threads=1 || die "a hardening test failed: docs/HARDENING.md is left as it was"
+[[ -s $results ]] || die "the tests recorded nothing in $results"
 python3 - "$results" docs/HARDENING.md <<'PY'
 import json, subprocess, sys, datetime, platform, os
 src, dst = sys.argv[1], sys.argv[2]
