@@ -22,8 +22,9 @@
 #   6. idle RSS (1 s after the first 200) and loaded RSS (VmHWM after every round), size;
 #   6b. instructions per request under callgrind (nginx /health, app /health, and without the
 #      access line): a ratio no other load on the machine can move;
-#   7. writes bench/RESULTS.md: machine, date, commit, commands, raw numbers, medians, ratios,
-#      each target met or missed.
+#   7. writes every number it observed to a raw file (one record a line), and bench/report.py
+#      turns it into bench/RESULTS.md: machine, date, commit, commands, raw numbers, medians,
+#      ratios, each target met or missed.
 #
 # Environment (all optional):
 #   BIN=PATH                binary under test (default: the static musl release build)
@@ -84,12 +85,10 @@ PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 export PATH
 HOST=127.0.0.1
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() {
-    printf '[bench] ERROR: %s\n' "$*" >&2
-    exit 1
-}
-have() { command -v "$1" >/dev/null 2>&1; }
+# log, die, have, apt_install, stop_pid: scripts/lib.sh.
+LIB_TAG=bench
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 
 for v in DURATION WARMUP ROUNDS CONNS BOOTS SERVER_CPU LOAD_CPU WAIT_BIN DIAG QUIET_BUSY QUIET_MAX DISTURBED RETRIES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
@@ -109,16 +108,6 @@ NCPU=$(nproc)
 # ----------------------------------------------------------------------------
 # installation and backends
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif have sudo; then
-        sudo "$@"
-    else
-        die "need root (or sudo) to run: $*"
-    fi
-}
-
 ensure_tools() {
     local pkgs=()
     have wrk || pkgs+=(wrk)
@@ -128,22 +117,13 @@ ensure_tools() {
     have taskset || pkgs+=(util-linux)
     have file || pkgs+=(file)
     have valgrind || pkgs+=(valgrind)
-    ((${#pkgs[@]} > 0)) || return 0
-    have apt-get || die "missing ${pkgs[*]} and no apt-get to install them"
-    log "apt-get install ${pkgs[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
     # Only the binaries are used: a private nginx is started below. Debian may start the
     # system nginx on port 80 after install unless policy-rc.d forbids it; that one is not ours.
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-        --no-install-recommends "${pkgs[@]}" >/dev/null
+    apt_install "${pkgs[@]}"
 }
 
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
-
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # ----------------------------------------------------------------------------
 # the binary under test
@@ -179,20 +159,6 @@ APP_PID=""
 DIAG_PID=""
 S3_KEY=""
 MOTO_PY=""
-
-stop_pid() { # PID: SIGTERM, wait up to 10 s, then SIGKILL
-    local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -371,7 +337,6 @@ start_app() {
 
 CG_PID=""
 CG_RUNS=0
-declare -A CG_REQS=() CG_IR=()
 
 # cg_count TARGET URL -- COMMAND...: starts COMMAND under callgrind (following its re-exec),
 # waits for URL to answer 200, loads it 1 s unmeasured, zeroes the counters, loads it
@@ -393,12 +358,14 @@ cg_count() {
     callgrind_control -d "$CG_PID" >/dev/null 2>&1
     stop_pid "$CG_PID"
     CG_PID=""
-    CG_REQS[$target]=$(awk '/requests in/ { print $1 }' <<<"$out")
+    local reqs ir
+    reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
     # The dump after zeroing is <file>.1; its "totals:" line is the instructions since then.
-    CG_IR[$target]=$(cat "$dir"/cg.*.1 | awk '$1 == "totals:" { n += $2 } END { print n + 0 }')
-    [[ ${CG_REQS[$target]:-0} -gt 0 && ${CG_IR[$target]} -gt 0 ]] ||
+    ir=$(cat "$dir"/cg.*.1 | awk '$1 == "totals:" { n += $2 } END { print n + 0 }')
+    [[ ${reqs:-0} -gt 0 && $ir -gt 0 ]] ||
         die "$target under callgrind: no count ($(tail -n 3 "$dir/valgrind.log"))"
-    log "callgrind $target: ${CG_REQS[$target]} requests, $((CG_IR[$target] / CG_REQS[$target])) instructions each"
+    emit cg "target=$target" "requests=$reqs" "instructions=$ir"
+    log "callgrind $target: $reqs requests, $((ir / reqs)) instructions each"
 }
 
 # s3_object put KEY FILE | s3_object delete KEY: boto3 from the moto venv.
@@ -418,11 +385,16 @@ else:
 # ----------------------------------------------------------------------------
 # load runs
 
-RAW_ROWS=()     # markdown rows of the raw table
+RAW=""          # what the run observed, one record a line: bench/report.py reads it
 QUIET_WAITED=0
 DISTURBED_KEPT=0
-declare -A RPS P50 P99 CPUREQ # "<target>" -> space-separated values per round
 WRK_LOG=""
+
+# emit KIND KEY=VALUE...: one record of the raw file (values hold no tab nor newline).
+emit() {
+    local IFS=$'\t'
+    printf '%s\n' "$*" >>"$RAW"
+}
 
 # field NAME LINE: value of NAME=... in a WRK_RESULT line.
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
@@ -488,8 +460,9 @@ run_wrk() {
         *"no access log") dropped=$(dropped_lines "$url" "$TMP/diag") ;;
         *) dropped=$(dropped_lines "$url" "$TMP/app") ;;
         esac
-        cpu=$(awk -v d="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$DURATION" \
-            'BEGIN { printf "%.0f", 100 * d / hz / s }')
+        # Over the run's length as wrk measured it, not the -d it was asked for.
+        cpu=$(awk -v d="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v us="$(field duration_us "$line")" \
+            'BEGIN { printf "%.0f", (us > 0) ? 100 * d / hz / (us / 1e6) : 0 }')
         sbusy=$(core_busy "$s0" "$s1")
         cpu_req=$(awk -v d="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$(field requests "$line")" \
             'BEGIN { printf "%.2f", (n > 0) ? 1e6 * d / hz / n : 0 }')
@@ -504,7 +477,13 @@ run_wrk() {
                 DISTURBED_KEPT=$((DISTURBED_KEPT + 1))
             fi
         fi
-        RAW_ROWS+=("| $round | $target | $kept | $(field requests "$line") | $(field rps "$line") | $(ms "$(field p50_us "$line")") | $(ms "$(field p90_us "$line")") | $(ms "$(field p99_us "$line")") | $(ms "$(field max_us "$line")") | $(field err_status "$line") | $errs | $cpu | $cpu_req | $sbusy | $(core_busy "$l0" "$l1") | $others | $load | $QUIET_WAITED | $dropped |")
+        emit run "round=$round" "target=$target" "attempt=$attempt" "kept=$kept" \
+            "requests=$(field requests "$line")" "rps=$(field rps "$line")" \
+            "p50_us=$(field p50_us "$line")" "p90_us=$(field p90_us "$line")" \
+            "p99_us=$(field p99_us "$line")" "max_us=$(field max_us "$line")" \
+            "duration_us=$(field duration_us "$line")" "err_status=$(field err_status "$line")" \
+            "errs=$errs" "cpu=$cpu" "cpu_req=$cpu_req" "sbusy=$sbusy" "lbusy=$(core_busy "$l0" "$l1")" \
+            "others=$others" "load=$load" "quiet=$QUIET_WAITED" "dropped=$dropped"
         {
             printf '### round %s, %s, attempt %s%s: %s\n\n```\n' "$round" "$target" "$attempt" "$note" "$url"
             grep -v '^WRK_RESULT ' <<<"$out"
@@ -519,10 +498,6 @@ run_wrk() {
         fi
         [[ $kept == yes ]] && break
     done
-    RPS[$target]+="$(field rps "$line") "
-    CPUREQ[$target]+="$cpu_req "
-    P50[$target]+="$(ms "$(field p50_us "$line")") "
-    P99[$target]+="$(ms "$(field p99_us "$line")") "
 }
 
 # dropped_lines URL DIR: the log lines the instance serving URL (in DIR) dropped since its log
@@ -533,24 +508,6 @@ dropped_lines() {
     curl -fsS -o /dev/null --max-time 5 "$base/logs?lines=1" || die "GET $base/logs failed"
     { grep -o '[0-9]* log lines dropped' "$2/output.log" || true; } | awk '{ n += $1 } END { print n + 0 }'
 }
-
-median() { # numbers as arguments
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) printf "%s\n", a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "%.2f", a / b }'; }
-
-# verdict VALUE OP LIMIT: met when VALUE OP LIMIT holds (OP is ge or le).
-verdict() {
-    awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN {
-        ok = (op == "ge") ? (v + 0 >= l + 0) : (v + 0 <= l + 0)
-        print ok ? "**met**" : "**MISSED**" }'
-}
-
-mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1000000 }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
 
 # ----------------------------------------------------------------------------
 # main
@@ -577,6 +534,8 @@ main() {
     set_app_env
     WRK_LOG="$TMP/wrk.md"
     : >"$WRK_LOG"
+    RAW="$TMP/raw.tsv"
+    : >"$RAW"
 
     local date_utc commit dirty cpu_model mem_total kernel load_start wrk_ver nginx_ver
     date_utc=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
@@ -669,7 +628,6 @@ DIAG_PID=""
     S3_KEY=""
 
     # --- instructions per request
-    local cg_targets=() cg_rows=""
     if ((CG_SECONDS > 0)); then
         local cg_ng="$TMP/nginx-cg" cg_app="$TMP/app-cg" cg_port
         mkdir -p "$cg_ng/logs" "$cg_app"
@@ -680,241 +638,48 @@ DIAG_PID=""
             "$TMP/nginx/nginx.conf" >"$cg_ng/nginx.conf"
         cg_count "nginx /health" "http://$HOST:$cg_port/health" -- \
             nginx -p "$cg_ng" -e "$cg_ng/logs/error.log" -c "$cg_ng/nginx.conf"
-        cg_targets+=("nginx /health")
         cg_port=$(free_port)
         write_app_config "$cg_app/info.toml" "$cg_port" "$cg_app/info.log"
         cg_count "app /health" "http://$HOST:$cg_port/health" -- \
             "${APP_ENV[@]}" "$BIN_COPY" --config "$cg_app/info.toml" serve
-        cg_targets+=("app /health")
         if ((DIAG)); then
             cg_port=$(free_port)
             write_app_config "$cg_app/warn.toml" "$cg_port" "$cg_app/warn.log" warn
             cg_count "app /health, no access log" "http://$HOST:$cg_port/health" -- \
                 "${APP_ENV[@]}" "$BIN_COPY" --config "$cg_app/warn.toml" serve
-            cg_targets+=("app /health, no access log")
         fi
-        local cg_ng_per=$((CG_IR[nginx /health] / CG_REQS[nginx /health])) per
-        for t in "${cg_targets[@]}"; do
-            per=$((CG_IR[$t] / CG_REQS[$t]))
-            cg_rows+="| $t | ${CG_REQS[$t]} | ${CG_IR[$t]} | $per | $(div "$cg_ng_per" "$per") |"$'\n'
-        done
     fi
 
-    # --- summary numbers
-    local targets=("nginx /health" "app /health" "app /redis" "app /database") t
-    ((DIAG)) && targets+=("app /health, no access log" "nginx /health, access log")
-    declare -A M_RPS M_P50 M_P99 M_CPU
-    for t in "${targets[@]}"; do
-        # shellcheck disable=SC2086 # word splitting of the per-round lists is intended
-        {
-            M_RPS[$t]=$(printf '%.0f' "$(median ${RPS[$t]})")
-            M_P50[$t]=$(median ${P50[$t]})
-            M_P99[$t]=$(median ${P99[$t]})
-            M_CPU[$t]=$(median ${CPUREQ[$t]})
-        }
-    done
-    local boot_file_med boot_s3_med boot_file_sorted boot_s3_sorted
-    boot_file_med=$(median "${boot_file[@]}")
-    boot_s3_med=$(median "${boot_s3[@]}")
-    boot_file_sorted=$(printf '%s\n' "${boot_file[@]}" | sort -g | tr '\n' ' ')
-    boot_s3_sorted=$(printf '%s\n' "${boot_s3[@]}" | sort -g | tr '\n' ' ')
-    local r_health r_redis r_db r_redis_ng r_db_ng
-    r_health=$(div "${M_RPS[app /health]}" "${M_RPS[nginx /health]}")
-    r_redis=$(div "${M_RPS[app /redis]}" "${M_RPS[app /health]}")
-    r_db=$(div "${M_RPS[app /database]}" "${M_RPS[app /health]}")
-    r_redis_ng=$(div "${M_RPS[app /redis]}" "${M_RPS[nginx /health]}")
-    r_db_ng=$(div "${M_RPS[app /database]}" "${M_RPS[nginx /health]}")
-    # Per-round ratios: each round's runs are adjacent in time, so they share its noise.
-    local per_round_ratios="" i ng ah ar ad
-    local -a a_ng a_ah a_ar a_ad
-    read -r -a a_ng <<<"${RPS[nginx /health]}"
-    read -r -a a_ah <<<"${RPS[app /health]}"
-    read -r -a a_ar <<<"${RPS[app /redis]}"
-    read -r -a a_ad <<<"${RPS[app /database]}"
-    for ((i = 0; i < ROUNDS; i++)); do
-        ng=${a_ng[i]} ah=${a_ah[i]} ar=${a_ar[i]} ad=${a_ad[i]}
-        per_round_ratios+="| $((i + 1)) | $(div "$ah" "$ng") | $(div "$ar" "$ah") | $(div "$ad" "$ah") |"$'\n'
-    done
-    local diag_row="" order_text="nginx /health, app /health, app /redis, app /database"
-    ((DIAG)) && order_text="nginx /health, app /health, app /health without access log (diagnostic: a
-  second instance, same config plus \`[logs] level = \"warn\"\`), nginx with an access log
-  (diagnostic: \`/health-logged\`, the same answer with \`access_log ... buffer=64k flush=100ms\`),
-  app /redis, app /database"
-    if ((DIAG)); then
-        t="app /health, no access log"
-        diag_row="| *diagnostic:* app /health with \`[logs] level = \"warn\"\` (no access line) | ${M_RPS[$t]} | ${M_P50[$t]} | ${M_P99[$t]} | $(div "${M_RPS[$t]}" "${M_RPS[nginx /health]}") | $(div "${M_RPS[$t]}" "${M_RPS[app /health]}") | ${M_CPU[$t]} |"
-        t="nginx /health, access log"
-        diag_row+=$'\n'"| *diagnostic:* nginx /health with a buffered \`access_log\` (the app's logging, in nginx) | ${M_RPS[$t]} | ${M_P50[$t]} | ${M_P99[$t]} | $(div "${M_RPS[$t]}" "${M_RPS[nginx /health]}") | $(div "${M_RPS[$t]}" "${M_RPS[app /health]}") | ${M_CPU[$t]} |"
-    fi
-    local idle_bytes nginx_size
-    idle_bytes=$((app_idle_rss * 1024))
-    nginx_size=$(stat -c %s "$(command -v nginx)")
-    local elapsed=$((SECONDS - started_s)) load_end
-    load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-
-    # --- the report
-    local tmp_out="$OUT.tmp.$$"
-    {
-        cat <<EOF
-# Benchmarks: suaicloudapp side by side with nginx
-
-Written by \`bench/run.sh\` (\`make bench\`); do not edit by hand. Issue 7.
-
-## Machine and run
-
-| | |
-|---|---|
-| Date | $date_utc |
-| Machine | $NCPU CPUs, $cpu_model, $mem_total RAM |
-| Kernel | $kernel |
-| Load average (1/5/15 min) | start: $load_start; end: $load_end |
-| Commit | \`$commit\`$dirty |
-| Binary under test | \`${bin#"$REPO"/}\`, built $mtime, $filetype |
-| Binary sha256 | \`$sha\` |
-| Tools | $wrk_ver; nginx $nginx_ver; $($PY --version 2>&1) |
-| Whole run | ${elapsed} s (install and backends included) |
-
-Other work on the machine (builds, a VM) may share these CPUs: each run waits for the machine
-to be quiet first, and a run disturbed anyway is repeated (raw table: "others", "kept").
-Disturbed runs kept for lack of retries: $DISTURBED_KEPT.
-
-## Commands
-
-- Servers pinned to CPU $SERVER_CPU, the load generator to CPU $LOAD_CPU:
-  - \`taskset -c $SERVER_CPU nginx -p DIR -c DIR/nginx.conf\` (config below: one worker,
-    \`access_log off\`, \`location = /health { return 200 "healthy"; }\`,
-    \`keepalive_requests 100000000\` so neither server closes the keep-alive connections)
-  - \`taskset -c $SERVER_CPU suaicloudapp --config config.toml serve\` (the seed schema pointed at the
-    test backends: MariaDB 127.0.0.1:$SUAI_TEST_MYSQL_PORT, Redis 127.0.0.1:$SUAI_TEST_REDIS_PORT, moto
-    $SUAI_TEST_MOTO_URL; \`[probes] cache_ms = 1000\`; default log level \`info\`, so one access line
-    per request goes to the log file and to stderr, both files on local disk)
-- Load, per target and round: \`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency -s bench/wrk-report.lua URL\`,
-  after an unmeasured ${WARMUP} s warm-up with the same connections; $ROUNDS rounds, each
-  $order_text in that order. Every page is checked to answer 200 before its run.
-- Boot: \`bench/boot_time.py\` spawns the binary (pinned to CPU $SERVER_CPU; the poller on CPU
-  $LOAD_CPU) and times exec to the first \`200\` on \`/health\` (poll: connect, \`GET /health\`,
-  0.2 ms between refused connects), then SIGTERM; 1 warm-up run discarded, $BOOTS measured.
-  File config: \`--config config.toml\`. S3: \`--config s3://$SUAI_TEST_BUCKET/<key>\` (same config, uploaded) with
-  \`AWS_ENDPOINT_URL=$SUAI_TEST_MOTO_URL\`, dummy keys, \`AWS_EC2_METADATA_DISABLED=true\`.
-- Memory: \`VmRSS\` from \`/proc/PID/status\` 1 s after the first 200 (idle), \`VmHWM\` after all
-  rounds (loaded). nginx: master + worker summed.
-- Size: \`stat -c %s\` of the binary.
-
-## Throughput and latency (median of $ROUNDS rounds)
-
-| Target | req/s | p50 ms | p99 ms | vs nginx /health | vs app /health | server CPU µs/req |
-|---|---:|---:|---:|---:|---:|---:|
-| nginx /health | ${M_RPS[nginx /health]} | ${M_P50[nginx /health]} | ${M_P99[nginx /health]} | 1.00 | | ${M_CPU[nginx /health]} |
-| app /health | ${M_RPS[app /health]} | ${M_P50[app /health]} | ${M_P99[app /health]} | $r_health | 1.00 | ${M_CPU[app /health]} |
-| app /redis (cached) | ${M_RPS[app /redis]} | ${M_P50[app /redis]} | ${M_P99[app /redis]} | $r_redis_ng | $r_redis | ${M_CPU[app /redis]} |
-| app /database (cached) | ${M_RPS[app /database]} | ${M_P50[app /database]} | ${M_P99[app /database]} | $r_db_ng | $r_db | ${M_CPU[app /database]} |
-$diag_row
-
-Ratios per round (req/s):
-
-| Round | app /health / nginx | app /redis / app /health | app /database / app /health |
-|---:|---:|---:|---:|
-$per_round_ratios
-Raw numbers per run (latencies in ms; "non-2xx" and "socket errors" from wrk; "server CPU" is
-the server's user + system time over the run, 100 = one full core, and "µs/req" the same per
-request (the cost of one answer, least sensitive to other load); "CPU$SERVER_CPU busy" and "CPU$LOAD_CPU
-busy" are the whole cores as /proc/stat saw them (any process, interrupts included): a server
-below 100 % while its core is not busy either means the load generator was the limit;
-"others" is CPU$SERVER_CPU busy minus the server, i.e. what other work took from the server's core
-(over $DISTURBED: the run is repeated, at most $RETRIES times, "kept" = no); "load" is the 1-minute
-load average when the run started; "quiet wait" is how long the run waited for the machine to
-be at most $QUIET_BUSY % busy, "+" when it gave up after $QUIET_MAX s; "log lines dropped" is
-what the app's log writer could not keep up with during the run and its warm-up, from the
-"N log lines dropped" notes it writes to its own log):
-
-| Round | Target | kept | requests | req/s | p50 | p90 | p99 | max | non-2xx | socket errors | server CPU % | server CPU µs/req | CPU$SERVER_CPU busy % | CPU$LOAD_CPU busy % | others % | load | quiet wait s | log lines dropped |
-|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-EOF
-        printf '%s\n' "${RAW_ROWS[@]}"
-        cat <<EOF
-
-## Boot time (exec to the first 200 on /health, $BOOTS runs)
-
-| Config | median ms | min ms | max ms |
-|---|---:|---:|---:|
-| file | $boot_file_med | ${boot_file_sorted%% *} | $(awk '{ print $NF }' <<<"$boot_file_sorted") |
-| s3:// on moto | $boot_s3_med | ${boot_s3_sorted%% *} | $(awk '{ print $NF }' <<<"$boot_s3_sorted") |
-
-Raw, sorted (ms): file: $boot_file_sorted
-
-s3: $boot_s3_sorted
-
-## Memory
-
-| Process | idle RSS (VmRSS) | loaded (VmHWM) |
-|---|---:|---:|
-| suaicloudapp | $app_idle_rss kB ($(mib "$idle_bytes") MiB) | $app_loaded_hwm kB ($(mib $((app_loaded_hwm * 1024))) MiB) |
-| nginx (master + worker) | $nginx_idle_rss kB | $nginx_loaded_hwm kB |
-
-suaicloudapp idle: $app_idle_anon kB anonymous (heap, stacks) + $app_idle_file kB file-backed (the
-pages of the binary it has touched); VmHWM at that point $app_idle_hwm kB. After the load: VmRSS
-$app_loaded_rss kB, of which $app_loaded_anon kB anonymous; $app_threads threads.
-
-## Size
-
-| Binary | bytes | MB | MiB |
-|---|---:|---:|---:|
-| suaicloudapp ($filetype) | $size | $(mb "$size") | $(mib "$size") |
-| nginx (\`$(command -v nginx)\`, dynamically linked: shared libraries not counted) | $nginx_size | $(mb "$nginx_size") | $(mib "$nginx_size") |
-
-## Targets (issue 7; goals, not test asserts)
-
-MB in the goals is read as MiB (2^20 bytes: what \`ps\`, \`top\` and \`ls -h\` show); the
-decimal value (10^6 bytes) is in brackets.
-
-| Target | Goal | Measured | Result |
-|---|---|---|---|
-| /health req/s vs nginx | >= ${T_HEALTH_VS_NGINX}x | ${r_health}x | $(verdict "$r_health" ge "$T_HEALTH_VS_NGINX") |
-| /redis (cached) req/s vs /health | >= ${T_PROBE_VS_HEALTH}x | ${r_redis}x | $(verdict "$r_redis" ge "$T_PROBE_VS_HEALTH") |
-| /database (cached) req/s vs /health | >= ${T_PROBE_VS_HEALTH}x | ${r_db}x | $(verdict "$r_db" ge "$T_PROBE_VS_HEALTH") |
-| boot to the first 200, file config (median) | <= $T_BOOT_MS ms | $boot_file_med ms | $(verdict "$boot_file_med" le "$T_BOOT_MS") |
-| idle RSS | <= $T_IDLE_RSS_MB MB | $(mib "$idle_bytes") MiB ($(mb "$idle_bytes") MB) | $(verdict "$(mib "$idle_bytes")" le "$T_IDLE_RSS_MB") |
-| release binary size | <= $T_SIZE_MB MB | $(mib "$size") MiB ($(mb "$size") MB) | $(verdict "$(mib "$size")" le "$T_SIZE_MB") |
-
-Boot with the \`s3://\` config (no target; GetObject from moto included): median $boot_s3_med ms.
-EOF
-        if ((CG_SECONDS > 0)); then
-            cat <<EOF
-
-## Instructions per request (callgrind)
-
-Each server alone under \`valgrind --tool=callgrind\` (pinned to CPU $SERVER_CPU; the app with
-\`--trace-children=yes\` to follow its start-up re-exec), loaded by \`wrk -t1 -c8 -d${CG_SECONDS}s\` after
-1 s unmeasured; instructions of all the server's threads between the two, divided by the
-requests wrk counted. User-space work only (the kernel's share of each request, the same
-syscalls for both, is not counted), and not slowed or sped up by anything else on the
-machine: the steadiest ratio here. "vs nginx" is nginx's instructions per request over the
-target's, as req/s ratios read (higher is better, 1.00 = as cheap as nginx).
-
-| Target | requests | instructions | per request | vs nginx |
-|---|---:|---:|---:|---:|
-${cg_rows%$'\n'}
-EOF
-        fi
-        cat <<EOF
-
-## nginx config used
-
-\`\`\`nginx
-$(sed "s|$TMP|\$TMP|g" "$TMP/nginx/nginx.conf")
-\`\`\`
-
-## Raw wrk output
-
-<details><summary>all runs</summary>
-
-EOF
-        cat "$WRK_LOG"
-        printf '</details>\n'
-    } >"$tmp_out"
+    # --- what was observed, then the report (statistics and formatting: bench/report.py)
+    local b
+    for b in "${boot_file[@]}"; do emit boot config=file "ms=$b"; done
+    for b in "${boot_s3[@]}"; do emit boot config=s3 "ms=$b"; done
+    local elapsed=$((SECONDS - started_s))
+    emit meta "date_utc=$date_utc" "ncpu=$NCPU" "cpu_model=$cpu_model" "mem_total=$mem_total" \
+        "kernel=$kernel" "load_start=$load_start" "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" \
+        "commit=$commit" "dirty=$dirty" "bin=${bin#"$REPO"/}" "mtime=$mtime" "filetype=$filetype" \
+        "sha=$sha" "wrk_ver=$wrk_ver" "nginx_ver=$nginx_ver" "py_ver=$($PY --version 2>&1)" \
+        "elapsed=$elapsed" "disturbed_kept=$DISTURBED_KEPT" \
+        "server_cpu=$SERVER_CPU" "load_cpu=$LOAD_CPU" "conns=$CONNS" "duration=$DURATION" \
+        "warmup=$WARMUP" "rounds=$ROUNDS" "boots=$BOOTS" "diag=$DIAG" "cg_seconds=$CG_SECONDS" \
+        "quiet_busy=$QUIET_BUSY" "quiet_max=$QUIET_MAX" "disturbed=$DISTURBED" "retries=$RETRIES" \
+        "mysql_port=$SUAI_TEST_MYSQL_PORT" "redis_port=$SUAI_TEST_REDIS_PORT" \
+        "moto_url=$SUAI_TEST_MOTO_URL" "bucket=$SUAI_TEST_BUCKET" \
+        "app_idle_rss=$app_idle_rss" "app_idle_hwm=$app_idle_hwm" "app_idle_anon=$app_idle_anon" \
+        "app_idle_file=$app_idle_file" "nginx_idle_rss=$nginx_idle_rss" \
+        "app_loaded_hwm=$app_loaded_hwm" "app_loaded_rss=$app_loaded_rss" \
+        "app_loaded_anon=$app_loaded_anon" "app_threads=$app_threads" \
+        "nginx_loaded_hwm=$nginx_loaded_hwm" "size=$size" \
+        "nginx_path=$(command -v nginx)" "nginx_size=$(stat -c %s "$(command -v nginx)")" \
+        "t_health_vs_nginx=$T_HEALTH_VS_NGINX" "t_probe_vs_health=$T_PROBE_VS_HEALTH" \
+        "t_boot_ms=$T_BOOT_MS" "t_idle_rss_mb=$T_IDLE_RSS_MB" "t_size_mb=$T_SIZE_MB"
+    sed "s|$TMP|\$TMP|g" "$TMP/nginx/nginx.conf" >"$TMP/nginx.conf.shown"
+    local tmp_out="$OUT.tmp.$$" summary
+    summary=$("$PY" "$BENCH_DIR/report.py" "$RAW" "$WRK_LOG" "$TMP/nginx.conf.shown" "$tmp_out") ||
+        { cp -f -- "$RAW" "$OUT.raw.tsv"; die "bench/report.py failed; the raw numbers are kept in $OUT.raw.tsv"; }
     mv -f "$tmp_out" "$OUT"
     log "wrote ${OUT#"$REPO"/} in ${elapsed} s"
-    log "/health ${r_health}x nginx; /redis ${r_redis}x and /database ${r_db}x /health; boot ${boot_file_med} ms (s3 ${boot_s3_med} ms); idle RSS ${app_idle_rss} kB; size ${size} B"
+    log "$summary"
 }
 
 main "$@"

@@ -3,8 +3,12 @@
 # scripts/test-env.sh: writes .test-env/local.toml from .test-env/env, then runs the debug build.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+LIB_TAG=run-local
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
 envfile="$repo/.test-env/env"
-[ -f "$envfile" ] || { echo "run scripts/test-env.sh up first" >&2; exit 1; }
+[ -f "$envfile" ] || die "no $envfile: run scripts/test-env.sh up first (make run does)"
+[ -x "$repo/target/debug/suaicloudapp" ] || die "no target/debug/suaicloudapp: run cargo build first (make run does)"
 # shellcheck disable=SC1090
 . "$envfile"
 config="$repo/.test-env/local.toml"
@@ -35,8 +39,8 @@ port = ${SUAI_TEST_REDIS_PORT}
 table = "${SUAI_TEST_TABLE}"
 partition_key = "id"
 TOML
-echo "config: $config (password from SUAICLOUDAPP_DATABASE_PASSWORD)"
-echo "try: curl -s localhost:${PORT:-8080}/health; curl -s localhost:${PORT:-8080}/database"
+say "config: $config (password from SUAICLOUDAPP_DATABASE_PASSWORD)"
+say "try: curl -s localhost:${PORT:-8080}/health; curl -s localhost:${PORT:-8080}/database"
 cd "$repo/.test-env"
 export SUAICLOUDAPP_DATABASE_PASSWORD="$SUAI_TEST_MYSQL_PASSWORD"
 export AWS_ACCESS_KEY_ID="$SUAI_TEST_AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$SUAI_TEST_AWS_SECRET_ACCESS_KEY"

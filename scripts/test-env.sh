@@ -17,7 +17,7 @@
 # machine (a developer's, CI's fresh one) shares the same running backends on the fixed ports.
 # Ports are fixed: MariaDB 13306 (plain) and 13307 (TLS only); Redis 16379
 # (ACL users), 16381 (password), 16380 (TLS), cluster 17001-17003; moto 15000
-# (auth off) and 15001 (IAM enforced).
+# (auth off) and 15001 (IAM enforced); PostgreSQL 15432 (password and TLS).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
@@ -65,51 +65,17 @@ MOTO_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/suaicloudapp/moto-venv"
 
 # Set to 1 when the certificates are (re)generated: TLS servers must reload them.
 CERTS_CHANGED=0
-APT_UPDATED=0
 
 # ----------------------------------------------------------------------------
 # helpers
 
-log() { printf '[test-env] %s\n' "$*" >&2; }
-die() { printf '[test-env] ERROR: %s\n' "$*" >&2; exit 1; }
-
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root (or sudo) to run: $*"
-    fi
-}
-
-apt_install() {
-    (($# > 0)) || return 0
-    command -v apt-get >/dev/null 2>&1 || die "missing packages ($*) and no apt-get to install them"
-    if ((APT_UPDATED == 0)); then
-        log "apt-get update"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
-        APT_UPDATED=1
-    fi
-    log "apt-get install $*"
-    # Another apt run (build-static.sh, bench/run.sh, a colleague) may hold the dpkg lock: wait
-    # for it, bounded, instead of failing the whole environment.
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-        --no-install-recommends "$@" >/dev/null
-}
-
-have() { command -v "$1" >/dev/null 2>&1; }
+# log, die, have, as_root, apt_install, pid_matches, stop_pid, port_open: scripts/lib.sh.
+LIB_TAG=test-env
+# shellcheck source=scripts/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 # Does the process in PID file $1 run and look like $2 (substring of its cmdline)?
-pid_alive() {
-    local pidfile=$1 expect=$2 pid cmdline
-    [[ -s $pidfile ]] || return 1
-    pid=$(<"$pidfile")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ $cmdline == *"$expect"* ]]
-}
+pid_alive() { [[ -s $1 ]] && pid_matches "$(<"$1")" "$2"; }
 
 # PID of the process listening on TCP port $1 on loopback, if ss can tell.
 listener_pid() {
@@ -119,8 +85,6 @@ listener_pid() {
     [[ $out =~ pid=([0-9]+) ]] || return 1
     printf '%s\n' "${BASH_REMATCH[1]}"
 }
-
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 # Refuse to start on a port that something else already holds.
 ensure_port_free() {
@@ -194,25 +158,12 @@ signal_pid() {
     if pid_alive "$1" "$2"; then kill -TERM "$(<"$1")" 2>/dev/null || true; fi
 }
 
-# stop_pid NAME PIDFILE EXPECT [quiet]: SIGTERM, wait (bounded), then SIGKILL.
-stop_pid() {
-    local name=$1 pidfile=$2 expect=$3 pid i
+# stop_pidfile NAME PIDFILE EXPECT [quiet]: SIGTERM, wait (30 s at most), then SIGKILL.
+stop_pidfile() {
+    local name=$1 pidfile=$2 expect=$3
     if pid_alive "$pidfile" "$expect"; then
-        pid=$(<"$pidfile")
-        [[ ${4:-} == quiet ]] || log "stopping $name (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 300; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "$name did not stop in 30s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            for ((i = 0; i < 50; i++)); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-        fi
+        [[ ${4:-} == quiet ]] || log "stopping $name (pid $(<"$pidfile"))"
+        stop_pid "$(<"$pidfile")" "$expect" 30
     fi
     rm -f "$pidfile"
 }
@@ -434,9 +385,9 @@ start_mariadb() {
             return 0
         fi
         log "$name: configuration or certificates changed; restarting"
-        stop_pid "$name" "$pidfile" mariadbd
+        stop_pidfile "$name" "$pidfile" mariadbd
     else
-        stop_pid "$name" "$pidfile" mariadbd # stale or hung instance of ours
+        stop_pidfile "$name" "$pidfile" mariadbd # stale or hung instance of ours
     fi
     ensure_port_free "$port" "$name"
 
@@ -507,7 +458,7 @@ start_redis() {
         fi
         log "$name: configuration or certificates changed; restarting"
     fi
-    stop_pid "$name" "$pidfile" redis-server
+    stop_pidfile "$name" "$pidfile" redis-server
     ensure_port_free "$port" "$name"
     log "starting $name on $HOST:$port"
     mark_log "$logf" "$name"
@@ -586,7 +537,7 @@ start_redis_cluster() {
         signal_pid "$RUN/redis-$p.pid" redis-server # stop them in parallel
     done
     for p in "${REDIS_CLUSTER_PORTS[@]}"; do
-        stop_pid "cluster node $p" "$RUN/redis-$p.pid" redis-server
+        stop_pidfile "cluster node $p" "$RUN/redis-$p.pid" redis-server
     done
     for p in "${REDIS_CLUSTER_PORTS[@]}"; do
         dir="$STATE/cluster-$p"
@@ -630,7 +581,7 @@ start_moto() {
         fi
         die "port $port answers HTTP but is not a moto_server started by this script"
     fi
-    stop_pid "$name" "$pidfile" moto_server
+    stop_pidfile "$name" "$pidfile" moto_server
     ensure_port_free "$port" "$name"
     log "starting $name on $HOST:$port"
     mark_log "$logf" "$name"
@@ -642,162 +593,11 @@ start_moto() {
     MOTO_STARTED=1
 }
 
-# The boto3 side of the moto set-up; run with the venv's python.
+# The boto3 side of the moto set-up (scripts/test_env_moto.py), run with the venv's python.
 moto_py() {
     AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION="$AWS_REGION_NAME" \
         AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
-        "$MOTO_VENV/bin/python" - "$@" <<'PY'
-import json
-import sys
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
-mode, url = sys.argv[1], sys.argv[2]
-REGION = "us-east-1"
-BUCKET, TABLE, WRONG = "suai-test-bucket", "suai-test-table", "suai-wrong-key"
-CFG = Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=10)
-
-
-def client(service, key="testing", secret="testing"):
-    return boto3.client(service, endpoint_url=url, region_name=REGION,
-                        aws_access_key_id=key, aws_secret_access_key=secret, config=CFG)
-
-
-def ignore(codes, fn, **kw):
-    try:
-        return fn(**kw)
-    except ClientError as e:
-        if e.response["Error"]["Code"] not in codes:
-            raise
-
-
-def provision_data():
-    s3 = client("s3")
-    ignore({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}, s3.create_bucket, Bucket=BUCKET)
-    ddb = client("dynamodb")
-    ignore({"ResourceInUseException"}, ddb.create_table, TableName=TABLE,
-           AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-           KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-           BillingMode="PAY_PER_REQUEST")
-    ignore({"ResourceInUseException"}, ddb.create_table, TableName=WRONG,
-           AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "N"},
-                                 {"AttributeName": "sk", "AttributeType": "S"}],
-           KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                      {"AttributeName": "sk", "KeyType": "RANGE"}],
-           BillingMode="PAY_PER_REQUEST")
-    # Neighbouring architectures (issue 10): a stream, a delivery stream, a topic, a function.
-    kin = client("kinesis")
-    ignore({"ResourceInUseException"}, kin.create_stream, StreamName="suai-test-stream", ShardCount=1)
-    fh = client("firehose")
-    # moto echoes only what it is given, and the Rust SDK requires buffering, compression and
-    # encryption in the answer: give them explicitly (AWS fills in the same defaults).
-    ignore({"ResourceNotFoundException"}, fh.delete_delivery_stream, DeliveryStreamName="suai-test-firehose")
-    fh.create_delivery_stream(DeliveryStreamName="suai-test-firehose", ExtendedS3DestinationConfiguration={
-        "RoleARN": "arn:aws:iam::123456789012:role/suai-firehose",
-        "BucketARN": f"arn:aws:s3:::{BUCKET}",
-        "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 300},
-        "CompressionFormat": "UNCOMPRESSED",
-        "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
-        "CloudWatchLoggingOptions": {"Enabled": False}})
-    client("sns").create_topic(Name="suai-test-topic")
-    iam = client("iam")
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-             "Principal": {"Service": "lambda.amazonaws.com"}}]}
-    ignore({"EntityAlreadyExists"}, iam.create_role, RoleName="suai-lambda",
-           AssumeRolePolicyDocument=json.dumps(trust))
-    role = iam.get_role(RoleName="suai-lambda")["Role"]["Arn"]
-    import io, zipfile
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("index.py", "def handler(event, context):\n    return 'ok'\n")
-    ignore({"ResourceConflictException"}, client("lambda").create_function, FunctionName="suai-test-fn",
-           Runtime="python3.12", Role=role, Handler="index.handler", Code={"ZipFile": buf.getvalue()})
-    s3.head_bucket(Bucket=BUCKET)
-    for t in (TABLE, WRONG):
-        ddb.get_waiter("table_exists").wait(TableName=t, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
-    return ddb.describe_table(TableName=TABLE)["Table"]["TableArn"]
-
-
-def new_user(iam, name):
-    ignore({"EntityAlreadyExists"}, iam.create_user, UserName=name)
-    for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
-        iam.delete_access_key(UserName=name, AccessKeyId=k["AccessKeyId"])
-    k = iam.create_access_key(UserName=name)["AccessKey"]
-    return k["AccessKeyId"], k["SecretAccessKey"]
-
-
-def status_of(fn, **kw):
-    try:
-        fn(**kw)
-        return 200
-    except ClientError as e:
-        return e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-
-
-if mode == "provision":
-    provision_data()
-elif mode == "provision-auth":
-    table_arn = provision_data()
-    iam = client("iam")
-    denied = new_user(iam, "denied")
-    reader = new_user(iam, "reader")
-    bucket_arn = f"arn:aws:s3:::{BUCKET}"
-    table_actions = ["dynamodb:GetItem", "dynamodb:DescribeTable"]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            # What real AWS needs (HeadBucket and ListObjects are authorised as s3:ListBucket).
-            {"Sid": "ListBucket", "Effect": "Allow", "Action": ["s3:ListBucket"],
-             "Resource": [bucket_arn]},
-            {"Sid": "ReadTable", "Effect": "Allow", "Action": table_actions,
-             "Resource": [table_arn]},
-            # moto 5 quirks: it authorises HEAD bucket as "s3:HeadBucket", and it
-            # evaluates every DynamoDB call against Resource "*" (not the table ARN).
-            {"Sid": "MotoHeadBucket", "Effect": "Allow", "Action": ["s3:HeadBucket"],
-             "Resource": [bucket_arn]},
-            {"Sid": "MotoTableResourceIsStar", "Effect": "Allow", "Action": table_actions,
-             "Resource": "*"},
-        ],
-    }
-    iam.put_user_policy(UserName="reader", PolicyName="suai-reader",
-                        PolicyDocument=json.dumps(policy))
-    print(f"SUAI_TEST_DENIED_KEY_ID={denied[0]}")
-    print(f"SUAI_TEST_DENIED_SECRET={denied[1]}")
-    print(f"SUAI_TEST_READER_KEY_ID={reader[0]}")
-    print(f"SUAI_TEST_READER_SECRET={reader[1]}")
-elif mode == "verify-auth":
-    dk, ds, rk, rs = sys.argv[3:7]
-    problems = []
-    checks = [
-        ("denied head_bucket", client("s3", dk, ds).head_bucket, {"Bucket": BUCKET}, 403),
-        ("denied describe_table", client("dynamodb", dk, ds).describe_table, {"TableName": TABLE}, 403),
-        ("reader head_bucket", client("s3", rk, rs).head_bucket, {"Bucket": BUCKET}, 200),
-        ("reader list_objects_v2", client("s3", rk, rs).list_objects_v2, {"Bucket": BUCKET, "MaxKeys": 1}, 200),
-        ("reader describe_table", client("dynamodb", rk, rs).describe_table, {"TableName": TABLE}, 200),
-        ("reader get_item", client("dynamodb", rk, rs).get_item,
-         {"TableName": TABLE, "Key": {"id": {"S": "nope"}}}, 200),
-        ("reader put_object", client("s3", rk, rs).put_object, {"Bucket": BUCKET, "Key": "x", "Body": b"x"}, 403),
-        ("reader put_item", client("dynamodb", rk, rs).put_item,
-         {"TableName": TABLE, "Item": {"id": {"S": "x"}}}, 403),
-        ("testing/testing head_bucket", client("s3").head_bucket, {"Bucket": BUCKET}, 403),
-    ]
-    for name, fn, kw, want in checks:
-        got = status_of(fn, **kw)
-        if got != want:
-            problems.append(f"{name}: HTTP {got}, expected {want}")
-    if problems:
-        sys.exit("moto IAM check failed: " + "; ".join(problems))
-elif mode == "check":
-    # quick: bucket and both tables present
-    client("s3").head_bucket(Bucket=BUCKET)
-    ddb = client("dynamodb")
-    ddb.describe_table(TableName=TABLE)
-    ddb.describe_table(TableName=WRONG)
-else:
-    sys.exit(f"unknown mode {mode}")
-PY
+        "$MOTO_VENV/bin/python" "$SCRIPT_DIR/test_env_moto.py" "$@"
 }
 
 # Provisioned state is tied to the server PID (moto keeps everything in memory).
@@ -828,7 +628,7 @@ setup_moto_b() {
         # Running, but not provisioned by us for this process: auth may already be
         # on, so start from a clean in-memory state.
         log "moto-b has no key file for pid $pid; restarting it"
-        stop_pid moto-b "$pidfile" moto_server
+        stop_pidfile moto-b "$pidfile" moto_server
         start_moto moto-b "$MOTO_AUTH_PORT"
         pid=$(<"$pidfile")
     fi
@@ -974,6 +774,34 @@ pg_bin() {
 
 pg_ready() { "$(pg_bin)/pg_isready" -q -h "$HOST" -p "$PG_PORT"; }
 
+# The postmaster's pid (first line of postmaster.pid), when it runs.
+pg_pid() {
+    local pid
+    [[ -s $PG_DIR/postmaster.pid ]] || return 1
+    pid=$(head -n 1 "$PG_DIR/postmaster.pid")
+    pid_matches "$pid" postgres && printf '%s\n' "$pid"
+}
+
+# Copies the test certificates into the data directory when they differ (initdb, or
+# ensure_certs made new ones); returns 0 when it copied.
+pg_certs() {
+    local dir=$PG_DIR
+    if cmp -s "$TLS_DIR/server.pem" "$dir/server.crt" && cmp -s "$TLS_DIR/server-key.pem" "$dir/server.key"; then
+        return 1
+    fi
+    install -o postgres -g postgres -m 0600 "$TLS_DIR/server.pem" "$dir/server.crt"
+    install -o postgres -g postgres -m 0600 "$TLS_DIR/server-key.pem" "$dir/server.key"
+}
+
+stop_postgres() {
+    local bin
+    pg_pid >/dev/null || return 0
+    bin=$(pg_bin) || return 0
+    log "stopping postgres (pid $(pg_pid))"
+    as_postgres "$bin/pg_ctl" -D "$PG_DIR" -m fast -w -t 30 stop >/dev/null ||
+        log "postgres did not stop (pg_ctl stop -m fast)"
+}
+
 as_postgres() { runuser -u postgres -- "$@"; }
 
 start_postgres() {
@@ -981,6 +809,11 @@ start_postgres() {
     pg_bin >/dev/null || apt_install postgresql
     bin=$(pg_bin) || die "no PostgreSQL server binaries after installing postgresql"
     if pg_ready; then
+        # New certificates (ensure_certs) reach a running server with a reload, as for the others.
+        if [[ -f $dir/PG_VERSION ]] && pg_certs; then
+            log "postgres: certificates changed, reloading"
+            as_postgres "$bin/pg_ctl" -D "$dir" reload >/dev/null || die "postgres reload failed"
+        fi
         log "postgres already running on $PG_PORT"
         return 0
     fi
@@ -996,8 +829,6 @@ start_postgres() {
         as_postgres "$bin/initdb" -D "$dir" -A scram-sha-256 --pwfile="$pw" -U admin >/dev/null ||
             die "initdb failed"
         rm -f "$pw"
-        install -o postgres -g postgres -m 0600 "$TLS_DIR/server.pem" "$dir/server.crt"
-        install -o postgres -g postgres -m 0600 "$TLS_DIR/server-key.pem" "$dir/server.key"
         cat >"$dir/pg_hba.conf" <<HBA
 local   all  all                    trust
 hostssl all  sslonly  127.0.0.1/32  scram-sha-256
@@ -1006,6 +837,7 @@ host    all  admin    127.0.0.1/32  scram-sha-256
 HBA
         chown postgres:postgres "$dir/pg_hba.conf"
     fi
+    pg_certs || true
     touch "$logf" && chown postgres "$logf"
     log "starting postgres on $HOST:$PG_PORT"
     as_postgres "$bin/pg_ctl" -D "$dir" -l "$logf" -w -t 30 \
@@ -1089,11 +921,12 @@ cmd_down() {
     done < <(all_services)
     while IFS='|' read -r name pidfile expect; do
         if pid_alive "$pidfile" "$expect"; then
-            stop_pid "$name" "$pidfile" "$expect" quiet
+            stop_pidfile "$name" "$pidfile" "$expect" quiet
         else
             rm -f "$pidfile"
         fi
     done < <(all_services)
+    stop_postgres
     log "all private instances stopped"
 }
 
@@ -1134,6 +967,14 @@ cmd_status() {
     fi
     row moto "$MOTO_URL" "$RUN/moto-a.pid" moto_server moto_answers "$MOTO_URL"
     row moto-auth "$MOTO_AUTH_URL" "$RUN/moto-b.pid" moto_server moto_answers "$MOTO_AUTH_URL"
+    if pg_bin >/dev/null; then
+        printf '%-16s %-26s %-8s %s\n' postgres "$HOST:$PG_PORT" "$(pg_pid || echo -)" \
+            "$(pg_ready && echo up || echo DOWN)"
+        pg_ready || bad=1
+    else
+        echo "postgres: server not installed"
+        bad=1
+    fi
     if [[ -f $ENV_FILE ]]; then echo "env file: $ENV_FILE"; else echo "env file: (none; run up)"; fi
     return "$bad"
 }

@@ -43,6 +43,11 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
+# apt_install, pid_matches, stop_pid, free_port from scripts/lib.sh; say and die are this
+# script's own (elapsed time, the run log), defined below.
+LIB_TAG=vm-rehearsal
+# shellcheck source=scripts/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 export PATH
@@ -140,20 +145,6 @@ need_root() {
         die "run as root: debootstrap, mkfs.ext4 -d of a root-owned tree and the metadata port 80 need it"
 }
 
-APT_UPDATED=0
-apt_install() { # [apt-get options...] -- PACKAGES...
-    command -v apt-get >/dev/null || die "missing packages ($*) and no apt-get to install them"
-    if ((APT_UPDATED == 0)); then
-        say "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >>"$LOG" 2>&1 ||
-            die "apt-get update failed (see $LOG)"
-        APT_UPDATED=1
-    fi
-    say "apt-get install $*"
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-        --no-install-recommends "$@" >>"$LOG" 2>&1 || die "apt-get install $* failed (see $LOG)"
-}
-
 # qemu-system-x86 from the suite, or from its backports when the machine already has a
 # backported qemu-utils (whose Breaks: forbids the suite's qemu-system-common).
 install_qemu() {
@@ -165,7 +156,6 @@ install_qemu() {
             say "qemu-utils ${utils##* } is a backport: adding $SUITE-backports (Debian) for qemu-system-x86"
             printf '%s\n' 'Types: deb' "URIs: $MIRROR" "Suites: $SUITE-backports" 'Components: main' \
                 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$src"
-            APT_UPDATED=0
         fi
         apt_install -t "$SUITE-backports" qemu-system-x86
     else
@@ -447,26 +437,6 @@ verify_user_data() { # SHIPPED OURS NAMES...
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [[ -z $(ss -Hltn "sport = :$1") ]]; }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-alive() { # PID EXPECTED-CMDLINE-SUBSTRING
-    [[ -n $1 ]] && kill -0 "$1" 2>/dev/null &&
-        [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") == *"$2"* ]]
-}
-
-stop_pid() { # PID EXPECTED
-    local pid=$1 expect=$2 i
-    alive "$pid" "$expect" || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        alive "$pid" "$expect" || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
 start_imds() { # INSTANCE-ID USER-DATA LOG [--deny-credentials]
     local ready="$WORK/imds.port"
     rm -f "$ready"
@@ -644,7 +614,7 @@ boot() {
             fail "boot finished in time" "no end state within ${BOOT_TIMEOUT} s (console: $CONSOLE)"
             break
         fi
-        if ! alive "$QEMU_PID" qemu-system-x86_64; then
+        if ! pid_matches "$QEMU_PID" qemu-system-x86_64; then
             fail "qemu kept running" "qemu exited: $(tail -n 3 "$dir/qemu.log" | tr '\n' ' ') $(tail -n 3 "$CONSOLE" | tr '\n' ' ')"
             break
         fi
@@ -1022,6 +992,7 @@ main() {
     LOCKED=1
     rm -f "$OUT/checks.tsv" "$OUT/timeline.tsv" "$OUT/summary.json" "$OUT/rehearsal.log"
     LOG="$OUT/rehearsal.log"
+    APT_LOG=$LOG
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/suaicloudapp-vm.XXXXXX")
     mkdir -p "$WORK/aws-home"
     RUN_ID="${SUAI_VM_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-$$}"

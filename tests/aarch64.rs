@@ -53,10 +53,9 @@ fn aarch64_binary_is_static_and_prints_its_version_under_qemu() {
     );
 
     let started = Instant::now();
-    let out = Command::new(QEMU)
+    let out = sandboxed(Command::new(QEMU))
         .arg(&bin)
         .arg("--version")
-        .env_clear()
         .output()
         .unwrap_or_else(|e| {
             panic!("{QEMU}: {e}: run `make static-aarch64` (installs qemu-user-static)")

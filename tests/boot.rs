@@ -55,15 +55,9 @@ fn served_config() -> String {
 /// Starts the binary with `--config s3://...` and env credentials for moto A.
 fn boot(name: &str, key: &str, extra_env: &[(&str, &str)]) -> std::process::Child {
     let dir = scratch_dir(name);
-    let mut cmd = Command::new(BIN);
+    let mut cmd = app_command();
     cmd.current_dir(&dir)
         .args(["--config", &s3_url(key), "--state-dir", "state"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL", env_var("SUAI_TEST_MOTO_URL"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -2,16 +2,14 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 
 fn check(config: &str, args: &[&str]) -> (i32, String) {
     let dir = scratch_dir("check");
     std::fs::write(dir.join("c.toml"), config).unwrap();
-    let out = Command::new(BIN)
+    let out = app_command()
         .current_dir(&dir)
         .args(["--config", "c.toml", "check"])
         .args(args)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
     let text =

@@ -2,7 +2,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 fn app(name: &str, extra: &str) -> App {
@@ -379,12 +378,7 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
 }
 
 fn run_cli(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SUAICLOUDAPP_CONFIG")
-        .output()
-        .unwrap();
+    let out = app_command().args(args).current_dir(dir).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -541,10 +535,8 @@ fn a_stderr_nobody_reads_hangs_nothing() {
         format!("[server]\nhost = \"127.0.0.1\"\nport = {port}\n"),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = app_command()
         .current_dir(&dir)
-        .env_clear()
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -4,19 +4,19 @@
 
 mod common;
 
-use common::{closed_port, scratch_dir, server_section, App, HungServer, BIN};
-use std::process::{Command, Output};
+use common::{app_command, closed_port, scratch_dir, server_section, App, HungServer};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-/// Runs the health command in an empty directory (no config.toml) with a clean environment.
+/// Runs the health command in an empty directory (no config.toml) with the sandboxed
+/// environment (nothing from the caller's).
 fn healthcheck(args: &[&str]) -> (Output, Duration) {
     let dir = scratch_dir("healthcheck");
     let started = Instant::now();
-    let out = Command::new(BIN)
+    let out = app_command()
         .current_dir(&dir)
         .arg("healthcheck")
         .args(args)
-        .env_clear()
         .output()
         .expect("run suaicloudapp healthcheck");
     (out, started.elapsed())
@@ -73,7 +73,7 @@ fn hung_server_exits_1_within_the_timeout() {
 
 #[test]
 fn default_url_is_the_containers_port_8080() {
-    let help = Command::new(BIN)
+    let help = app_command()
         .args(["healthcheck", "--help"])
         .output()
         .unwrap();

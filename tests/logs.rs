@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -300,10 +300,8 @@ fn run_with_stderr_file(name: &str, journal_stream: JournalStream) -> (String, S
     let stderr_path = dir.join("stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let meta = stderr.metadata().unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = app_command();
     cmd.current_dir(&dir)
-        .env_clear()
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::from(stderr));
     match journal_stream {

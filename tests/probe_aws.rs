@@ -505,14 +505,8 @@ fn secret_access_key_never_appears_in_answers_or_logs() {
 fn check(name: &str, config: &str, backends: &[&str]) -> Output {
     let dir = scratch_dir(name);
     std::fs::write(dir.join("config.toml"), config).unwrap();
-    Command::new(BIN)
+    app_command()
         .current_dir(&dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
         .args(["--config", "config.toml", "check"])
         .args(backends)
         .output()

@@ -271,13 +271,9 @@ fn kinesis_firehose_sns_lambda_ok() {
             "{b}"
         );
     }
-    let out = Command::new(BIN)
+    let out = app_command()
         .current_dir(&a.dir)
         .args(["check", "kinesis", "firehose", "sns", "lambda"])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
         .output()
         .unwrap();
     assert!(
@@ -490,7 +486,7 @@ fn examples_validate() {
     }
     assert!(configs.len() >= 4, "one example per architecture");
     for c in configs {
-        let out = Command::new(BIN)
+        let out = app_command()
             .args(["--config", c.to_str().unwrap(), "config", "validate"])
             .output()
             .unwrap();

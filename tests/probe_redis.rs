@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 fn redis_config(port: &str, extra: &str) -> String {
@@ -53,7 +52,7 @@ fn acl_user_with_password_ok_and_secret_never_shown() {
     let extra = format!("username = \"probe\"\npassword = \"{pw}\"");
     let (r, a) = probe("redis-acl", &redis_config(&port, &extra));
     assert_ok(&r);
-    let shown = Command::new(BIN)
+    let shown = app_command()
         .args(["config", "show"])
         .current_dir(&a.dir)
         .output()

@@ -108,13 +108,9 @@ impl Root {
     /// `chroot ROOT /suaicloudapp --config /config.toml`, with a clean environment (AWS keys
     /// are dummies, instance metadata off: nothing leaves loopback).
     fn command(&self) -> Command {
-        let mut cmd = Command::new(chroot_cmd());
+        let mut cmd = sandboxed(Command::new(chroot_cmd()));
         cmd.arg(&self.dir)
             .args(["/suaicloudapp", "--config", "/config.toml"])
-            .env_clear()
-            .env("AWS_ACCESS_KEY_ID", "x")
-            .env("AWS_SECRET_ACCESS_KEY", "x")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -4,7 +4,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 
 fn mysql(port: &str, extra: &str) -> String {
     format!(
@@ -35,10 +34,9 @@ fn assert_tls(name: &str, backend: &str, section: &str, want: &str) {
     assert!(row.contains(&needle), "{name}: text row {row:?}");
     let html = a.request("GET", "/", &[("Accept", "text/html")]).body;
     assert!(html.contains(&needle), "{name}: HTML");
-    let out = Command::new(BIN)
+    let out = app_command()
         .current_dir(&a.dir)
         .args(["check", backend])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

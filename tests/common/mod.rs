@@ -2,6 +2,7 @@
 //! endpoints of the project's test environment (`scripts/test-env.sh up` writes them).
 #![allow(dead_code)]
 
+pub mod hardening;
 pub mod imds;
 pub mod load;
 pub mod moto;
@@ -47,6 +48,26 @@ pub fn release_bin(target: &str, make_target: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The binary under test with the tests' sandboxed environment (see [`sandboxed`]); add the
+/// working directory, arguments and any variable a test needs (a later `env` wins).
+pub fn app_command() -> Command {
+    sandboxed(Command::new(BIN))
+}
+
+/// `cmd` with an emptied environment but for `PATH`, instance metadata off, dummy AWS keys
+/// and a region: whatever the developer's shell holds, the program under test never leaves
+/// loopback nor reads real credentials. For the binary run through a wrapper (a chroot,
+/// qemu) as well as for [`app_command`].
+pub fn sandboxed(mut cmd: Command) -> Command {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1");
+    cmd
 }
 
 /// Endpoints of the running test environment. Panics (never skips) when it is not up.
@@ -229,16 +250,10 @@ impl Starting {
             std::fs::write(dir.join("config.toml"), config).unwrap();
         }
         let (first, rest) = program.split_first().expect("a program to run");
-        let mut cmd = Command::new(first);
+        let mut cmd = sandboxed(Command::new(first));
         cmd.args(rest);
         cmd.current_dir(&dir)
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in envs {

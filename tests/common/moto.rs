@@ -58,6 +58,11 @@ impl OwnMoto {
         }
     }
 
+    /// The server's process id (to pause it with SIGSTOP); panics when it is stopped.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("moto is running").id()
+    }
+
     /// Creates `bucket` when missing and puts `body` at `key`; returns the object's ETag
     /// without quotes.
     pub fn put(&self, bucket: &str, key: &str, body: &str) -> String {

@@ -76,6 +76,11 @@ impl OwnMariaDb {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The server's process id (to pause it with SIGSTOP); panics when it is stopped.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("mariadbd is running").id()
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -134,6 +139,11 @@ impl OwnRedis {
                 == "PONG"),
             "own redis did not come up"
         );
+    }
+
+    /// The server's process id (to pause it with SIGSTOP); panics when it is stopped.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("redis-server is running").id()
     }
 
     pub fn down(&mut self) {
