@@ -29,20 +29,24 @@ LIB_TAG=build-static
 
 # Per target: the C compiler cc-rs uses for ring and mimalloc, the linker driver, and how to run
 # the result on this (x86_64) machine. Rust's musl targets ship their own crt objects and libc
-# (self-contained linking), so the glibc cross gcc only drives the link and compiles C that
-# needs no libc headers beyond the freestanding ones ring and mimalloc use.
+# (self-contained linking), so the glibc cross gcc only drives the link and compiles ring's and
+# mimalloc's C. That C includes <stdint.h>, which a hosted gcc takes from the target's libc
+# headers: the cross gcc alone (as a machine may ship it) fails with "bits/libc-header-start.h:
+# No such file", so the headers package comes too.
 case $TARGET in
     x86_64-unknown-linux-musl)
         cc=x86_64-linux-musl-gcc
         linker=""
         runner=()
+        headers=""
         packages=(musl-tools)
         ;;
     aarch64-unknown-linux-musl)
         cc=aarch64-linux-gnu-gcc
         linker=aarch64-linux-gnu-gcc
         runner=(qemu-aarch64-static)
-        packages=(gcc-aarch64-linux-gnu qemu-user-static)
+        headers=/usr/aarch64-linux-gnu/include/stdint.h
+        packages=(gcc-aarch64-linux-gnu qemu-user-static libc6-dev-arm64-cross)
         ;;
     *) die "unsupported target $TARGET (x86_64-unknown-linux-musl or aarch64-unknown-linux-musl)" ;;
 esac
@@ -52,6 +56,9 @@ missing=()
 command -v "$cc" >/dev/null 2>&1 || missing+=("${packages[0]}")
 if [[ ${#runner[@]} -gt 0 ]]; then
     command -v "${runner[0]}" >/dev/null 2>&1 || missing+=("${packages[1]}")
+fi
+if [[ -n $headers ]]; then
+    [[ -f $headers ]] || missing+=("${packages[2]}")
 fi
 command -v file >/dev/null 2>&1 || missing+=(file)
 command -v packer >/dev/null 2>&1 || missing+=(packer)
