@@ -47,7 +47,7 @@ pub struct Metrics {
     requests: Family<Request, Counter>,
     /// The `health`/`200` series itself, looked up once: the load balancer's request is the
     /// one that comes every few seconds from every node, and the lookup (a label string
-    /// allocated, hashed and found under a lock) cost as much as counting it.
+    /// allocated, hashed and found under a lock) costs more than counting it.
     health_ok: Counter,
 }
 

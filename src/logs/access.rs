@@ -34,10 +34,8 @@ thread_local! {
 
 /// Logs one access line at INFO, byte for byte what the fmt layer writes for
 /// `info!(target: ACCESS_TARGET, method, path, status, latency_ms, peer, "request")`, but
-/// formatted here and queued directly. The fmt layer's generic field visitor spent about
-/// 6,000 instructions on this line (callgrind), nearly half of what hyper spends on a whole
-/// `/health` answer; this costs a fraction of that. The level filter applies through
-/// [`ACCESS_ON`].
+/// formatted here and queued directly: the fmt layer's generic field visitor costs more than
+/// the rest of a `/health` answer. The level filter applies through [`ACCESS_ON`].
 pub fn access(a: &Access<'_>) {
     let Some(queue) = GLOBAL.get() else {
         // Another subscriber owns this process (unit tests): go through it.
@@ -68,8 +66,8 @@ pub fn access(a: &Access<'_>) {
 const AFTER_FRACTION: &[u8] = b"Z  INFO suaicloudapp::access: request method=";
 
 /// The line, in bytes: constant pieces are fixed-size copies the compiler writes inline, and
-/// numbers are written digit by digit; with `String` pieces, each push was a call to musl's
-/// `memcpy`, which for a few bytes costs more than the copy (callgrind).
+/// numbers are written digit by digit: a call to libc's `memcpy` for a few bytes costs more
+/// than the copy.
 fn format_access(line: &mut Vec<u8>, a: &Access<'_>) {
     push_timestamp(line);
     line.extend_from_slice(AFTER_FRACTION);
@@ -136,8 +134,8 @@ fn push_plain(line: &mut Vec<u8>, value: &str) {
 }
 
 /// RFC 3339 UTC timestamps with microseconds, the stock format (`2026-12-02T05:52:10.123456Z`).
-/// The stock clock converts the date for every line, a tenth of what an access line cost in
-/// the benchmark's profile; this one converts it once per second and thread and reuses it.
+/// The stock clock converts the date for every line; this one converts it once per second and
+/// thread and reuses it.
 pub struct Clock;
 
 thread_local! {

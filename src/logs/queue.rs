@@ -18,15 +18,14 @@ use std::time::Duration;
 
 /// How long the writer thread rests after writing a batch. Lines logged meanwhile wait in
 /// memory and go out together: under load one write (and one wake-up) per sink every rest
-/// instead of one per request, which on one core was a third of a `/health` answer's cost
-/// (bench/RESULTS.md). A quiet log is still written at once: a line that finds the writer
-/// idle wakes it, and a warning or an error ends its rest.
+/// instead of one per request, which would cost more than the answer itself. A quiet log is
+/// still written at once: a line that finds the writer idle wakes it, and a warning or an
+/// error ends its rest.
 pub const REST: Duration = Duration::from_millis(100);
 
-/// Pending bytes that end a rest early (nginx's `access_log ... buffer=64k`). Without it, at
-/// 190,000 requests/s on one core a rest gathered more than `MAX_PENDING` and a fifth of the
-/// access lines were dropped (counted, but lost); written in pieces this size, none are, and
-/// the queue's buffer stays in the CPU's cache.
+/// Pending bytes that end a rest early (nginx's `access_log ... buffer=64k`): at a high request
+/// rate a whole rest could gather more than `MAX_PENDING` and drop lines; written in pieces
+/// this size, none are, and the queue's buffer stays in the CPU's cache.
 const WAKE_AT: usize = 64 * 1024;
 
 /// Bytes the queue holds at most (about 10,000 access lines); past it new lines are dropped
