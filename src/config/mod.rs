@@ -5,19 +5,21 @@
 //! [`ConfigError`] naming the file, line and column; this module never starts anything.
 
 pub mod auth;
+mod error;
 pub mod health;
 pub mod last_good;
 pub mod source;
+mod values;
 
 use crate::secret::{Secret, SecretUrl};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub use auth::AuthConfig;
+pub use error::ConfigError;
 pub use health::HealthConfig;
 pub use source::{ConfigSource, FetchOptions, Loaded};
+pub use values::{Count, Host, Millis, Name, PageName, Port};
 
 /// The whole configuration. Backend sections are optional: an absent one means "not configured".
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -427,179 +429,6 @@ pub enum HttpMethod {
     Head,
 }
 
-/// A name that is safe in a URL path segment and a metrics label.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct PageName(String);
-
-impl TryFrom<String> for PageName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if ok {
-            Ok(PageName(s))
-        } else {
-            Err(format!(
-                "name {s:?} must be 1-64 letters, digits, '-' or '_'"
-            ))
-        }
-    }
-}
-
-impl fmt::Display for PageName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A host name or address; never empty, never containing spaces.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct Host(String);
-
-impl TryFrom<String> for Host {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if s.trim().is_empty() {
-            Err("host must not be empty".into())
-        } else if s.chars().any(char::is_whitespace) {
-            Err(format!("host {s:?} must not contain spaces"))
-        } else {
-            Ok(Host(s))
-        }
-    }
-}
-
-impl Host {
-    /// The host as written in the config.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Host {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A non-empty identifier: bucket, table, user, database name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct Name(String);
-
-impl TryFrom<String> for Name {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if s.trim().is_empty() {
-            Err("value must not be empty".into())
-        } else {
-            Ok(Name(s))
-        }
-    }
-}
-
-impl Name {
-    /// The name as written in the config.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A TCP port a client connects to: 1 to 65535.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "i64")]
-pub struct Port(u16);
-
-impl TryFrom<i64> for Port {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        match u16::try_from(n) {
-            Ok(p) if p != 0 => Ok(Port(p)),
-            _ => Err(format!("port must be between 1 and 65535, got {n}")),
-        }
-    }
-}
-
-impl Port {
-    /// The port number.
-    pub fn get(self) -> u16 {
-        self.0
-    }
-}
-
-/// A duration in milliseconds: at least 1 ms, at most one day (a typo guard).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "i64")]
-pub struct Millis(u64);
-
-impl TryFrom<i64> for Millis {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        if (1..=86_400_000).contains(&n) {
-            Ok(Millis(n as u64))
-        } else {
-            Err(format!(
-                "milliseconds must be between 1 and 86400000, got {n}"
-            ))
-        }
-    }
-}
-
-impl Millis {
-    /// As a `Duration`.
-    pub fn duration(self) -> Duration {
-        Duration::from_millis(self.0)
-    }
-}
-
-/// A positive count (connections, lines).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "i64")]
-pub struct Count(usize);
-
-impl TryFrom<i64> for Count {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        match usize::try_from(n) {
-            Ok(c) if c > 0 => Ok(Count(c)),
-            _ => Err(format!("must be a positive number, got {n}")),
-        }
-    }
-}
-
-impl Count {
-    /// The count.
-    pub fn get(self) -> usize {
-        self.0
-    }
-}
-
-/// Why a configuration was refused. Each message is one line naming where to look.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{origin}: cannot read the config: {cause}")]
-    Read { origin: String, cause: String },
-    #[error("{origin}:{line}:{column}: {message}")]
-    Parse {
-        origin: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{origin}: {message}")]
-    Invalid { origin: String, message: String },
-}
-
 /// Environment variables that may carry secrets instead of the file.
 pub const ENV_DATABASE_PASSWORD: &str = "SUAICLOUDAPP_DATABASE_PASSWORD";
 /// See [`ENV_DATABASE_PASSWORD`].
@@ -612,7 +441,8 @@ pub const ENV_POSTGRES_PASSWORD: &str = "SUAICLOUDAPP_POSTGRES_PASSWORD";
 impl Config {
     /// Parses TOML text; `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| parse_error(e, text, origin))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| error::parse_error(e, text, origin))?;
         config.validate(origin)?;
         Ok(config)
     }
@@ -637,77 +467,77 @@ impl Config {
 
     /// Rules that span keys, which serde cannot check alone.
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
+        self.rules().map_err(|message| ConfigError::Invalid {
             origin: origin.to_string(),
             message,
-        };
+        })
+    }
+
+    /// Each rule in turn; the first one broken is the message.
+    fn rules(&self) -> Result<(), String> {
         if let Some(db) = &self.database {
-            if db.ca_file.is_some() && db.tls == MysqlTls::Disabled {
-                return Err(invalid(
-                    "[database] ca_file is set but tls = \"disabled\": use tls = \"verify-identity\" or remove ca_file".into(),
-                ));
-            }
+            ensure(db.ca_file.is_none() || db.tls != MysqlTls::Disabled, || {
+                "[database] ca_file is set but tls = \"disabled\": use tls = \"verify-identity\" or remove ca_file".into()
+            })?;
         }
         if let Some(r) = &self.redis {
-            if r.ca_file.is_some() && !r.tls {
-                return Err(invalid(
-                    "[redis] ca_file is set but tls = false: set tls = true or remove ca_file"
-                        .into(),
-                ));
-            }
+            ensure(r.ca_file.is_none() || r.tls, || {
+                "[redis] ca_file is set but tls = false: set tls = true or remove ca_file".into()
+            })?;
         }
         if let Some(pg) = &self.postgres {
-            if pg.ca_file.is_some()
-                && !matches!(pg.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull)
-            {
-                return Err(invalid("[postgres] ca_file is only used with sslmode = \"verify-ca\" or \"verify-full\"".into()));
-            }
+            let verifies = matches!(pg.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+            ensure(pg.ca_file.is_none() || verifies, || {
+                "[postgres] ca_file is only used with sslmode = \"verify-ca\" or \"verify-full\""
+                    .into()
+            })?;
         }
         for (i, h) in self.http.iter().enumerate() {
             let url = h.url.expose();
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.parse::<hyper::Uri>().is_err()
-            {
-                return Err(invalid(format!(
+            let absolute = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.parse::<hyper::Uri>().is_ok();
+            ensure(absolute, || {
+                format!(
                     "[[http]] entry {} ({}): url \"{}\" must be an absolute http:// or https:// URL",
                     i + 1,
                     h.name,
                     h.url.redacted()
-                )));
-            }
-            if self.http[..i].iter().any(|o| o.name == h.name) {
-                return Err(invalid(format!(
+                )
+            })?;
+            ensure(!self.http[..i].iter().any(|o| o.name == h.name), || {
+                format!(
                     "[[http]] name {:?} is used twice: pages are /http/<name>",
                     h.name.to_string()
-                )));
-            }
-            if h.expect_status.is_some_and(|s| !(100..=599).contains(&s)) {
-                return Err(invalid(format!(
-                    "[[http]] {}: expect_status must be 100-599",
-                    h.name
-                )));
-            }
+                )
+            })?;
+            ensure(
+                h.expect_status.is_none_or(|s| (100..=599).contains(&s)),
+                || format!("[[http]] {}: expect_status must be 100-599", h.name),
+            )?;
         }
         if let Some(auth) = &self.auth {
-            auth.validate().map_err(invalid)?;
+            auth.validate()?;
         }
-        self.health.validate(self).map_err(invalid)?;
-        if self.logs.level.trim().is_empty() {
-            return Err(invalid("[logs] level must not be empty".into()));
-        }
-        if self.logs.max_bytes != 0 && self.logs.max_bytes < MIN_LOG_BYTES {
-            return Err(invalid(format!(
-                "[logs] max_bytes must be 0 (no rotation) or at least {MIN_LOG_BYTES}, got {}",
-                self.logs.max_bytes
-            )));
-        }
-        if self.logs.keep > MAX_LOG_KEEP {
-            return Err(invalid(format!(
+        self.health.validate(self)?;
+        let logs = &self.logs;
+        ensure(!logs.level.trim().is_empty(), || {
+            "[logs] level must not be empty".into()
+        })?;
+        ensure(
+            logs.max_bytes == 0 || logs.max_bytes >= MIN_LOG_BYTES,
+            || {
+                format!(
+                    "[logs] max_bytes must be 0 (no rotation) or at least {MIN_LOG_BYTES}, got {}",
+                    logs.max_bytes
+                )
+            },
+        )?;
+        ensure(logs.keep <= MAX_LOG_KEEP, || {
+            format!(
                 "[logs] keep must be at most {MAX_LOG_KEEP}, got {}",
-                self.logs.keep
-            )));
-        }
-        Ok(())
+                logs.keep
+            )
+        })
     }
 
     /// True when a reload would not need a restart: the listener and log file are unchanged.
@@ -745,44 +575,13 @@ impl Config {
     }
 }
 
-/// Turns a toml/serde error into one line with line, column and a "did you mean" hint.
-fn parse_error(e: toml::de::Error, text: &str, origin: &str) -> ConfigError {
-    let (line, column) = e
-        .span()
-        .map(|s| line_column(text, s.start))
-        .unwrap_or((1, 1));
-    let mut message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-    if let Some(hint) = did_you_mean(&message) {
-        message.push_str(&format!(" (did you mean `{hint}`?)"));
+/// `Err(message())` unless `ok`: each rule reads as the condition a good config meets.
+fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(message())
     }
-    ConfigError::Parse {
-        origin: origin.to_string(),
-        line,
-        column,
-        message,
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-/// For serde's "unknown field `x`, expected one of `a`, `b`": the closest expected name.
-fn did_you_mean(message: &str) -> Option<String> {
-    if !message.starts_with("unknown field") && !message.starts_with("unknown variant") {
-        return None;
-    }
-    let mut quoted = message.split('`').skip(1).step_by(2);
-    let unknown = quoted.next()?;
-    quoted
-        .map(|c| (strsim::damerau_levenshtein(unknown, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min()
-        .map(|(_, c)| c.to_string())
 }
 
 #[cfg(test)]
