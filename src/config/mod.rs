@@ -19,7 +19,10 @@ pub use auth::AuthConfig;
 pub use error::ConfigError;
 pub use health::HealthConfig;
 pub use source::{ConfigSource, FetchOptions, Loaded};
-pub use values::{Count, Host, Millis, Name, PageName, Port};
+pub use values::{
+    Count, DeliveryStreamName, FunctionName, Host, Millis, Name, PageName, Port, StreamName,
+    TopicArn,
+};
 
 /// The whole configuration. Backend sections are optional: an absent one means "not configured".
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -363,7 +366,7 @@ pub enum ProbeMode {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KinesisConfig {
-    pub stream: Name,
+    pub stream: StreamName,
     #[serde(default)]
     pub mode: ProbeMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -374,7 +377,7 @@ pub struct KinesisConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FirehoseConfig {
-    pub delivery_stream: Name,
+    pub delivery_stream: DeliveryStreamName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<Millis>,
 }
@@ -383,7 +386,7 @@ pub struct FirehoseConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnsConfig {
-    pub topic_arn: Name,
+    pub topic_arn: TopicArn,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<Millis>,
 }
@@ -392,7 +395,7 @@ pub struct SnsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LambdaConfig {
-    pub function: Name,
+    pub function: FunctionName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<Millis>,
 }

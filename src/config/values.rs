@@ -162,3 +162,126 @@ impl Count {
         self.0
     }
 }
+
+/// `[sns] topic_arn`: the ARN names the topic's region and account, which the probe goes to
+/// and every message repeats, so anything else is refused here rather than by every check.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct TopicArn(String);
+
+impl TryFrom<String> for TopicArn {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "sns", region, account, name]
+                if [partition, region, account, name]
+                    .iter()
+                    .all(|p| !p.is_empty()) =>
+            {
+                Ok(TopicArn(s))
+            }
+            _ => Err(format!(
+                "{s:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TopicArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `[lambda] function`: a name, `NAME:QUALIFIER`, `ACCOUNT:function:NAME` or a function ARN, as
+/// GetFunctionConfiguration takes it (at most 170 characters of letters, digits and `-_.:$`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct FunctionName(String);
+
+impl TryFrom<String> for FunctionName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let chars_ok = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:$".contains(c));
+        let arn_ok = match s.strip_prefix("arn:") {
+            // arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+            Some(_) => {
+                let parts: Vec<&str> = s.split(':').collect();
+                (7..=8).contains(&parts.len())
+                    && parts[2] == "lambda"
+                    && parts[5] == "function"
+                    && parts.iter().all(|p| !p.is_empty())
+            }
+            None => true,
+        };
+        if !s.is_empty() && s.len() <= 170 && chars_ok && arn_ok {
+            Ok(FunctionName(s))
+        } else {
+            Err(format!(
+                "{s:?} is not a Lambda function name or ARN (NAME, NAME:ALIAS or arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `[kinesis] stream`: a stream name (not an ARN), 1-128 letters, digits, `_`, `.` or `-`, as
+/// DescribeStreamSummary's `StreamName` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct StreamName(String);
+
+impl TryFrom<String> for StreamName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        aws_name(&s, 128, "stream").map(|()| StreamName(s))
+    }
+}
+
+impl fmt::Display for StreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `[firehose] delivery_stream`: a delivery stream name, 1-64 letters, digits, `_`, `.` or `-`,
+/// as DescribeDeliveryStream takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct DeliveryStreamName(String);
+
+impl TryFrom<String> for DeliveryStreamName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        aws_name(&s, 64, "delivery stream").map(|()| DeliveryStreamName(s))
+    }
+}
+
+impl fmt::Display for DeliveryStreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The name rule Kinesis and Firehose share: `[a-zA-Z0-9_.-]{1,max}`.
+fn aws_name(s: &str, max: usize, what: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a {what} name: 1-{max} letters, digits, '_', '.' or '-' (a name, not an ARN)"
+        ))
+    }
+}
