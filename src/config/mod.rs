@@ -13,6 +13,7 @@ mod values;
 
 use crate::secret::{Secret, SecretUrl};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::path::PathBuf;
 
 pub use auth::AuthConfig;
@@ -190,7 +191,7 @@ pub struct DatabaseConfig {
     #[serde(default = "default_mysql_port")]
     pub port: Port,
     pub user: Name,
-    /// May instead come from `SUAICLOUDAPP_DATABASE_PASSWORD`.
+    /// May instead come from [`DatabaseConfig::PASSWORD_ENV`].
     #[serde(default)]
     pub password: Secret<String>,
     pub dbname: Name,
@@ -250,7 +251,7 @@ pub struct RedisConfig {
     pub tls: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// May instead come from `SUAICLOUDAPP_REDIS_PASSWORD`.
+    /// May instead come from [`RedisConfig::PASSWORD_ENV`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,7 +308,7 @@ pub struct PostgresConfig {
     #[serde(default = "default_pg_port")]
     pub port: Port,
     pub user: Name,
-    /// May instead come from `SUAICLOUDAPP_POSTGRES_PASSWORD`.
+    /// May instead come from [`PostgresConfig::PASSWORD_ENV`].
     #[serde(default)]
     pub password: Secret<String>,
     pub dbname: Name,
@@ -432,14 +433,64 @@ pub enum HttpMethod {
     Head,
 }
 
-/// Environment variables that may carry secrets instead of the file.
-pub const ENV_DATABASE_PASSWORD: &str = "SUAICLOUDAPP_DATABASE_PASSWORD";
-/// See [`ENV_DATABASE_PASSWORD`].
-pub const ENV_REDIS_PASSWORD: &str = "SUAICLOUDAPP_REDIS_PASSWORD";
-/// See [`ENV_DATABASE_PASSWORD`].
-pub const ENV_LOGS_TOKEN: &str = "SUAICLOUDAPP_LOGS_TOKEN";
-/// See [`ENV_DATABASE_PASSWORD`].
-pub const ENV_POSTGRES_PASSWORD: &str = "SUAICLOUDAPP_POSTGRES_PASSWORD";
+/// An environment variable that may carry a secret instead of the file, and the key it fills.
+/// The environment wins over the file, so a baked config can carry a placeholder. Each section
+/// with a secret declares its own; the registry lists them for `--help` and applies them.
+#[derive(Clone, Copy)]
+pub struct SecretEnv {
+    /// The variable's name, as `--help` shows it.
+    pub var: &'static str,
+    apply: fn(&mut Config, Secret<String>),
+}
+
+impl SecretEnv {
+    /// `apply` puts the variable's value into its key (when the section is present).
+    pub const fn new(var: &'static str, apply: fn(&mut Config, Secret<String>)) -> SecretEnv {
+        SecretEnv { var, apply }
+    }
+}
+
+impl fmt::Debug for SecretEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.var)
+    }
+}
+
+impl LogsConfig {
+    /// `/logs`'s bearer token.
+    pub const TOKEN_ENV: SecretEnv = SecretEnv::new("SUAICLOUDAPP_LOGS_TOKEN", |c, token| {
+        c.logs.token = Some(token);
+    });
+}
+
+impl DatabaseConfig {
+    /// The MySQL password.
+    pub const PASSWORD_ENV: SecretEnv =
+        SecretEnv::new("SUAICLOUDAPP_DATABASE_PASSWORD", |c, pw| {
+            if let Some(s) = c.database.as_mut() {
+                s.password = pw;
+            }
+        });
+}
+
+impl RedisConfig {
+    /// The Redis AUTH password.
+    pub const PASSWORD_ENV: SecretEnv = SecretEnv::new("SUAICLOUDAPP_REDIS_PASSWORD", |c, pw| {
+        if let Some(s) = c.redis.as_mut() {
+            s.password = Some(pw);
+        }
+    });
+}
+
+impl PostgresConfig {
+    /// The PostgreSQL password.
+    pub const PASSWORD_ENV: SecretEnv =
+        SecretEnv::new("SUAICLOUDAPP_POSTGRES_PASSWORD", |c, pw| {
+            if let Some(s) = c.postgres.as_mut() {
+                s.password = pw;
+            }
+        });
+}
 
 impl Config {
     /// Parses TOML text; `origin` names the file in error messages.
@@ -450,21 +501,17 @@ impl Config {
         Ok(config)
     }
 
-    /// Fills secrets from the environment where set: the environment wins over the file,
-    /// so a baked config can carry a placeholder.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
-        let get = |k: &str| get(k).filter(|v| !v.is_empty()).map(Secret::new);
-        if let (Some(db), Some(pw)) = (self.database.as_mut(), get(ENV_DATABASE_PASSWORD)) {
-            db.password = pw;
-        }
-        if let (Some(r), Some(pw)) = (self.redis.as_mut(), get(ENV_REDIS_PASSWORD)) {
-            r.password = Some(pw);
-        }
-        if let (Some(pg), Some(pw)) = (self.postgres.as_mut(), get(ENV_POSTGRES_PASSWORD)) {
-            pg.password = pw;
-        }
-        if let Some(token) = get(ENV_LOGS_TOKEN) {
-            self.logs.token = Some(token);
+    /// Fills secrets from the environment where set (and not empty): `envs` are the variables
+    /// the registry knows, [`LogsConfig::TOKEN_ENV`] and each backend's.
+    pub fn apply_env<'a>(
+        &mut self,
+        envs: impl IntoIterator<Item = &'a SecretEnv>,
+        get: impl Fn(&str) -> Option<String>,
+    ) {
+        for env in envs {
+            if let Some(value) = get(env.var).filter(|v| !v.is_empty()) {
+                (env.apply)(self, Secret::new(value));
+            }
         }
     }
 
@@ -521,7 +568,6 @@ impl Config {
         if let Some(auth) = &self.auth {
             auth.validate()?;
         }
-        self.health.validate(self)?;
         let logs = &self.logs;
         ensure(!logs.level.trim().is_empty(), || {
             "[logs] level must not be empty".into()
@@ -549,32 +595,9 @@ impl Config {
             && self.logs.file == other.logs.file
     }
 
-    /// Each backend section name and whether it is present.
-    fn sections(&self) -> [(&'static str, bool); 9] {
-        [
-            ("s3", self.s3.is_some()),
-            ("database", self.database.is_some()),
-            ("redis", self.redis.is_some()),
-            ("dynamodb", self.dynamodb.is_some()),
-            ("postgres", self.postgres.is_some()),
-            ("kinesis", self.kinesis.is_some()),
-            ("firehose", self.firehose.is_some()),
-            ("sns", self.sns.is_some()),
-            ("lambda", self.lambda.is_some()),
-        ]
-    }
-
     /// The effective config as TOML, defaults filled in and every secret shown as `***`.
     pub fn to_display_toml(&self) -> String {
-        let mut out = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"));
-        for (name, configured) in self.sections() {
-            if !configured {
-                out.push_str(&format!(
-                    "\n# [{name}] not configured: /{name} answers 404\n"
-                ));
-            }
-        }
-        out
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"))
     }
 }
 

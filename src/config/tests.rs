@@ -115,9 +115,10 @@ fn cross_key_rule_is_checked() {
 #[test]
 fn env_supplies_secrets_and_show_masks_them() {
     let mut c = Config::parse(SEED, "config.toml").unwrap();
-    c.apply_env(|k| match k {
-        ENV_DATABASE_PASSWORD => Some("from-env-db-pw".into()),
-        ENV_REDIS_PASSWORD => Some("from-env-redis-pw".into()),
+    let envs = [DatabaseConfig::PASSWORD_ENV, RedisConfig::PASSWORD_ENV];
+    c.apply_env(&envs, |k| match k {
+        "SUAICLOUDAPP_DATABASE_PASSWORD" => Some("from-env-db-pw".into()),
+        "SUAICLOUDAPP_REDIS_PASSWORD" => Some("from-env-redis-pw".into()),
         _ => None,
     });
     assert_eq!(
