@@ -25,7 +25,7 @@ pub mod sns;
 
 use crate::aws::AwsContext;
 use crate::config::{
-    Config, ConfigError, DatabaseConfig, LogsConfig, Millis, PostgresConfig, RedisConfig, SecretEnv,
+    Config, ConfigError, DatabaseConfig, LogsConfig, Millis, RedisConfig, SecretEnv,
 };
 use crate::metrics::Metrics;
 use futures_util::future::BoxFuture;
@@ -176,7 +176,7 @@ pub const BACKENDS: &[Backend] = &[
             postgres::PostgresProbe::new(s, x.budget(s.timeout_ms))
         })
     })
-    .secrets(&[PostgresConfig::PASSWORD_ENV])
+    .secrets(&[crate::config::PostgresConfig::PASSWORD_ENV])
     .datastore(),
     #[cfg(feature = "kinesis")]
     Backend::one("kinesis", |c| {
@@ -239,6 +239,7 @@ impl Backend {
         }
     }
 
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     const fn each(name: &'static str, plan: for<'a> fn(&'a Config) -> Vec<Planned<'a>>) -> Self {
         Backend {
             per_entry: true,
@@ -340,11 +341,14 @@ impl BuildContext {
     }
 }
 
+/// Builds one probe from its section, which it borrows from the config.
+type Build<'a> = Box<dyn FnOnce(&BuildContext) -> Arc<dyn Probe> + 'a>;
+
 /// A configured section (or `[[http]]` entry) and the way to build its probe.
 struct Planned<'a> {
     /// The entry's name for an array section; `None` for a one-page backend.
     entry: Option<String>,
-    build: Box<dyn FnOnce(&BuildContext) -> Arc<dyn Probe> + 'a>,
+    build: Build<'a>,
 }
 
 /// The plan for an optional section: nothing when absent.
