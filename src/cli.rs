@@ -1,17 +1,14 @@
-//! Command-line definitions (clap derive). No logic: `lib::run` acts on what is parsed here.
+//! Command-line definitions (clap derive). No logic: `app` acts on what is parsed here. The
+//! backend names and secret variables in the help come from the registry
+//! ([`crate::probes::BACKENDS`]), so the help names exactly what this build has.
 
+use crate::probes::{self, BACKENDS};
 use clap::{Parser, Subcommand};
 
 /// suaicloudapp: health and diagnostic pages for an AWS web tier, served from inside it.
-///
-/// With no command it serves: GET /health answers `healthy` (for the load balancer), and
-/// /database, /redis, /s3 and /dynamodb each probe one backend from this instance and answer
-/// `OK` or `ERROR: <stage>: <cause>`. /logs shows the tail of the log file.
 #[derive(Debug, Parser)]
 #[command(name = "suaicloudapp", version, propagate_version = true)]
-#[command(
-    after_help = "Examples:\n  suaicloudapp                              serve with ./config.toml\n  suaicloudapp --config /etc/suai/config.toml serve\n  suaicloudapp --config s3://my-bucket/suai/config.toml   fetch the config at boot (IMDSv2 role)\n  suaicloudapp config validate              check a config, exit 2 if it is bad\n  suaicloudapp config show                  the effective config, secrets as ***\n  suaicloudapp check database redis         probe once, exit 1 if any fails\n  suaicloudapp healthcheck                  exit 0 if http://127.0.0.1:8080/health answers 200\n\nSecrets may come from SUAICLOUDAPP_DATABASE_PASSWORD, SUAICLOUDAPP_REDIS_PASSWORD and\nSUAICLOUDAPP_LOGS_TOKEN instead of the file; AWS credentials from the standard AWS chain.\nSignals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config (a bad one is rejected)."
-)]
+#[command(long_about = long_about(), after_help = after_help())]
 pub struct Cli {
     /// Config location: a file path, or s3://BUCKET/KEY (fetched with the instance's role).
     #[arg(
@@ -70,8 +67,9 @@ pub enum Command {
     /// Serve the pages (the default).
     Serve,
     /// Probe backends once, in parallel; print a line each; exit 0 if all pass, 1 otherwise.
+    #[command(after_help = secrets_help())]
     Check {
-        /// Backends to probe (database, redis, s3, dynamodb); all configured ones if omitted.
+        #[arg(help = backends_help())]
         backends: Vec<String>,
     },
     /// GET the running server's /health once: exit 0 on 200 within the timeout, 1 otherwise.
@@ -99,4 +97,57 @@ pub enum ConfigAction {
     Validate,
     /// Print the effective config with defaults filled in; secrets print as ***.
     Show,
+}
+
+/// The top-level description: what serving answers, with this build's backend pages.
+fn long_about() -> String {
+    let pages: Vec<String> = BACKENDS
+        .iter()
+        .map(|b| format!("/{}", b.page_pattern()))
+        .collect();
+    format!(
+        "suaicloudapp: health and diagnostic pages for an AWS web tier, served from inside it.\n\n\
+         With no command it serves: GET /health answers `healthy` (for the load balancer), and \
+         {} each probe one backend from this instance and answer `OK` or \
+         `ERROR: <stage>: <cause>`. /logs shows the tail of the log file.",
+        listing(&pages)
+    )
+}
+
+/// Examples, the secret variables and the signals, after the options.
+fn after_help() -> String {
+    format!(
+        "Examples:\n  suaicloudapp                              serve with ./config.toml\n  suaicloudapp --config /etc/suai/config.toml serve\n  suaicloudapp --config s3://my-bucket/suai/config.toml   fetch the config at boot (IMDSv2 role)\n  suaicloudapp config validate              check a config, exit 2 if it is bad\n  suaicloudapp config show                  the effective config, secrets as ***\n  suaicloudapp check database redis         probe once, exit 1 if any fails\n  suaicloudapp healthcheck                  exit 0 if http://127.0.0.1:8080/health answers 200\n\n{}\nSignals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config (a bad one is rejected).",
+        secrets_help()
+    )
+}
+
+/// The variables that may carry secrets instead of the file, as the registry lists them.
+fn secrets_help() -> String {
+    let vars: Vec<&str> = probes::secret_envs().map(|e| e.var).collect();
+    format!(
+        "Secrets may come from {} instead of the file; AWS credentials from the standard AWS chain.",
+        listing(&vars)
+    )
+}
+
+/// `check`'s argument: the names this build knows.
+fn backends_help() -> String {
+    let names: Vec<String> = BACKENDS.iter().map(|b| b.page_pattern()).collect();
+    format!(
+        "Backends to probe ({}); all configured ones if omitted.",
+        names.join(", ")
+    )
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn listing<S: AsRef<str>>(items: &[S]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_string(),
+        [rest @ .., last] => {
+            let rest: Vec<&str> = rest.iter().map(AsRef::as_ref).collect();
+            format!("{} and {}", rest.join(", "), last.as_ref())
+        }
+    }
 }

@@ -1,9 +1,12 @@
 //! suaicloudapp: the library behind the binary. `main.rs` only parses the CLI and calls [`run`].
 //!
-//! Flow: config source -> [`config::Config`] -> [`probes::Registry`] -> [`server`].
+//! Flow: config source -> [`config::Config`] -> [`probes::Registry`] -> [`server`]. This file
+//! holds the module list and [`run`]; the lifecycle is [`app`]'s.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod aws;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod ecs;
@@ -15,28 +18,23 @@ pub mod metrics;
 pub mod outcome;
 pub mod probes;
 pub mod refetch;
+pub mod report;
 pub mod secret;
 pub mod server;
 pub mod watchdog;
 
-use anyhow::Context;
-use arc_swap::ArcSwap;
-use cli::{Cli, Command, ConfigAction};
-use config::{Config, ConfigError, ConfigSource, FetchOptions, Loaded};
-use sd_notify::NotifyState;
+use cli::Cli;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{signal, Signal, SignalKind};
-use tracing::{error, info, warn};
 
 /// Exit code for a bad config or bad usage: nothing was served.
 pub const EXIT_CONFIG: u8 = 2;
 
 /// Runs the parsed command and maps the result to the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    no_huge_pages();
-    let runtime = match runtime() {
+    app::no_huge_pages();
+    let runtime = match app::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -46,7 +44,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = runtime.block_on(async move {
         // Logging starts before the config: an S3 fetch may retry, and each cause is logged.
         let logs = Arc::new(logs::init());
-        let code = run_command(cli, &logs).await;
+        let code = app::run_command(cli, &logs).await;
         logs.flush();
         code
     });
@@ -54,337 +52,4 @@ pub fn run(cli: Cli) -> ExitCode {
     // hung DNS lookup or a log write nobody drains must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_secs(1));
     code
-}
-
-/// The async runtime sized to the CPUs this process may use. On one (a 1-vCPU instance, a
-/// pinned or cgroup-limited service) the single-threaded scheduler: a second worker would only
-/// add cross-thread hand-offs and work-stealing checks to every request. Blocking work
-/// (`spawn_blocking`) has its own threads either way.
-///
-/// Both thread counts are capped, so the process's tasks and memory do not grow with the
-/// instance size: the unit's `TasksMax=` and `MemoryMax=` are sized from these caps. Eight
-/// workers are far more than a load balancer's health checks and an operator's pages need
-/// (bench/RESULTS.md: one pinned CPU answers about 170,000 /health requests a second); blocking
-/// threads only run DNS look-ups, log tails and file reads.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    const MAX_WORKERS: usize = 8;
-    const MAX_BLOCKING: usize = 64;
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let mut builder = if cpus == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(cpus.min(MAX_WORKERS));
-        b
-    };
-    builder
-        .max_blocking_threads(MAX_BLOCKING)
-        .enable_all()
-        .build()
-}
-
-/// Opts this process out of transparent huge pages. Where the kernel's THP mode is `always`
-/// (common), the allocator's first small allocations in each 2 MiB-aligned region are backed
-/// by a whole 2 MiB page: measured here, 12 MB of the 20 MB idle RSS were such pages holding
-/// a few hundred kB of data. A health tool must stay small beside the service it guards; it
-/// gains nothing from huge pages.
-///
-/// The flag only governs pages touched after it is set, and the allocator has already touched
-/// its first region before `main` (4 MB of the 12). So the process sets the flag and replaces
-/// itself with a fresh image of the same binary: `execve` keeps the PID (systemd's main PID,
-/// the notify socket), arguments, environment and open descriptors, and the flag survives it
-/// while the huge pages do not. Best effort throughout: no `/proc` (an empty chroot), a kernel
-/// or sandbox that refuses the flag, or a failed exec only costs memory, never the start.
-fn no_huge_pages() {
-    #[cfg(target_os = "linux")]
-    {
-        use nix::sys::prctl;
-        use std::os::unix::process::CommandExt;
-        if prctl::get_thp_disable().unwrap_or(true) || prctl::set_thp_disable(true).is_err() {
-            return;
-        }
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
-        let mut args = std::env::args_os();
-        let mut fresh = std::process::Command::new(exe);
-        if let Some(arg0) = args.next() {
-            fresh.arg0(arg0);
-        }
-        // Returns only when the exec failed; carry on in this image.
-        let _ = fresh.args(args).exec();
-    }
-}
-
-async fn run_command(mut cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {
-    // Before the config: a container's health command must not depend on it.
-    let command = match cli.command.take() {
-        Some(Command::Healthcheck { url, timeout_ms }) => {
-            return healthcheck::run(&url, Duration::from_millis(timeout_ms)).await;
-        }
-        other => other.unwrap_or(Command::Serve),
-    };
-    let source = match ConfigSource::parse(&cli.config) {
-        Ok(s) => s,
-        Err(e) => return config_failure(&e),
-    };
-    let opts = fetch_options(&cli);
-    let serving = matches!(cli.command, None | Some(Command::Serve));
-    let (config, loaded) = match load(&source, &opts).await {
-        Ok(pair) => pair,
-        // Serving the previous good config beats serving nothing: an instance that cannot
-        // start would be replaced by one that cannot either, for as long as S3 is out.
-        Err(e) => match serving
-            .then(|| config::last_good::fallback(&source, &opts, &e))
-            .flatten()
-        {
-            Some(pair) => {
-                error!("{e}");
-                warn!(
-                    source = %source,
-                    copy = %pair.1.copy.as_deref().unwrap_or(std::path::Path::new("-")).display(),
-                    etag = pair.1.etag.as_deref().unwrap_or("-"),
-                    "serving the last known good config; fetching S3's in the background"
-                );
-                pair
-            }
-            None => return config_failure(&e),
-        },
-    };
-    let result = match command {
-        Command::Serve => serve(config, loaded, source, opts, logs.clone()).await,
-        Command::Check { backends } => check(config, &backends).await,
-        Command::Healthcheck { .. } => Ok(ExitCode::SUCCESS),
-        Command::Config { action } => {
-            match action {
-                ConfigAction::Validate => println!("{}: ok", loaded.origin),
-                ConfigAction::Show => print!("{}{}", describe(&loaded), config.to_display_toml()),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    };
-    result.unwrap_or_else(|e| {
-        error!("{e:#}");
-        ExitCode::FAILURE
-    })
-}
-
-fn fetch_options(cli: &Cli) -> FetchOptions {
-    let state_dir = cli
-        .state_dir
-        .clone()
-        .or_else(|| std::env::var_os("STATE_DIRECTORY").map(Into::into))
-        .or_else(|| Some(".".into()));
-    FetchOptions {
-        region: cli.region.clone(),
-        deadline: Duration::from_secs(cli.config_deadline_secs),
-        state_dir,
-        retry_max: Duration::from_secs(cli.config_retry_max_secs),
-    }
-}
-
-/// The header `config show` prints: where the config came from.
-fn describe(loaded: &Loaded) -> String {
-    let mut out = format!("# effective config from {}\n", loaded.origin);
-    if let Some(etag) = &loaded.etag {
-        out.push_str(&format!("# etag {etag}\n"));
-    }
-    if let Some(copy) = &loaded.copy {
-        out.push_str(&format!("# fetched copy kept at {}\n", copy.display()));
-    }
-    out
-}
-
-fn config_failure(e: &ConfigError) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(EXIT_CONFIG)
-}
-
-/// Fetches, parses and validates the config, then lets the environment supply secrets.
-pub async fn load(
-    source: &ConfigSource,
-    opts: &FetchOptions,
-) -> Result<(Config, Loaded), ConfigError> {
-    let mut loaded = source.fetch(opts).await?;
-    let mut config = Config::parse(&loaded.text, &loaded.origin)?;
-    config.apply_env(|k| std::env::var(k).ok());
-    // Only a config that parsed and validated becomes the last known good copy.
-    loaded.copy = config::last_good::keep(source, opts, &loaded);
-    Ok((config, loaded))
-}
-
-/// The signals the server reacts to, registered before READY so none is missed.
-struct Signals {
-    term: Signal,
-    int: Signal,
-    hup: Signal,
-}
-
-impl Signals {
-    fn register() -> std::io::Result<Signals> {
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-}
-
-async fn serve(
-    config: Config,
-    loaded: Loaded,
-    source: ConfigSource,
-    opts: FetchOptions,
-    logs: Arc<logs::LogHandle>,
-) -> anyhow::Result<ExitCode> {
-    logs.attach(&config.logs)?;
-    info!(
-        source = %loaded.origin,
-        etag = loaded.etag.as_deref().unwrap_or("-"),
-        "config loaded"
-    );
-    let Signals { term, int, hup } =
-        Signals::register().context("cannot install signal handlers")?;
-    let usr1 = signal(SignalKind::user_defined1()).context("cannot install signal handlers")?;
-    let reopener = tokio::spawn(logs::reopen_on_sigusr1(usr1, logs.clone()));
-    let addr = (config.server.host.as_str(), config.server.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!(
-            "cannot listen on {}:{} (port in use, or a privileged port without CAP_NET_BIND_SERVICE?)",
-            addr.0, addr.1
-        )
-    })?;
-    let shared = server::Shared::default();
-    let state = Arc::new(ArcSwap::from_pointee(server::App::new(
-        &config,
-        &loaded,
-        shared.clone(),
-    )));
-    let addr = listener.local_addr()?;
-    info!(version = env!("CARGO_PKG_VERSION"), "listening on {addr}");
-    let watchdog = watchdog::spawn();
-    notify(NotifyState::Ready);
-    identity::spawn_lookup(shared.identity.clone());
-    let refetcher = loaded.fallback.as_ref().map(|fallback| {
-        let (state, logs, running) = (state.clone(), logs.clone(), config.clone());
-        let serving = state.clone();
-        tokio::spawn(refetch::until_fetched(
-            source.clone(),
-            opts.clone(),
-            fallback.attempts.clone(),
-            move || serving.load().fallback.is_some(),
-            move |config, loaded| swap_in(&config, &loaded, &state, &logs, &running),
-        ))
-    });
-    let reloader = tokio::spawn(reload_on_hup(
-        hup,
-        source,
-        opts,
-        state.clone(),
-        logs,
-        config,
-    ));
-    server::serve(listener, state, shutdown_signal(term, int)).await;
-    reloader.abort();
-    reopener.abort();
-    for task in [refetcher, watchdog].into_iter().flatten() {
-        task.abort();
-    }
-    info!("stopped");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Tells systemd (Type=notify) where the service stands; a no-op outside systemd.
-fn notify(state: NotifyState<'_>) {
-    if let Err(e) = sd_notify::notify(&[state]) {
-        warn!(error = %e, "cannot notify systemd");
-    }
-}
-
-/// Re-reads the config on each SIGHUP and swaps it in whole; a bad one is logged and ignored.
-async fn reload_on_hup(
-    mut hup: Signal,
-    source: ConfigSource,
-    opts: FetchOptions,
-    state: Arc<ArcSwap<server::App>>,
-    logs: Arc<logs::LogHandle>,
-    running: Config,
-) {
-    while hup.recv().await.is_some() {
-        info!(source = %source, "SIGHUP: reloading the config");
-        notify(NotifyState::Reloading);
-        match load(&source, &opts).await {
-            Ok((config, loaded)) => swap_in(&config, &loaded, &state, &logs, &running),
-            Err(e) => error!("config reload rejected, keeping the running config: {e}"),
-        }
-        notify(NotifyState::Ready);
-    }
-}
-
-/// Swaps a freshly loaded config in whole: what a SIGHUP reload does, and what the background
-/// re-fetch does once S3 is back after a boot on the last known good copy.
-fn swap_in(
-    config: &Config,
-    loaded: &Loaded,
-    state: &ArcSwap<server::App>,
-    logs: &logs::LogHandle,
-    running: &Config,
-) {
-    if !config.same_listener_and_log_file(running) {
-        warn!("[server] and [logs] file changes take effect at the next restart");
-    }
-    if let Err(e) = logs.attach(&config.logs) {
-        warn!("{e}");
-    }
-    let shared = state.load().shared.clone();
-    state.store(Arc::new(server::App::new(config, loaded, shared)));
-    info!(
-        source = %loaded.origin,
-        etag = loaded.etag.as_deref().unwrap_or("-"),
-        "config reloaded"
-    );
-}
-
-/// Resolves on SIGTERM (systemd, ASG scale-in) or SIGINT (Ctrl-C).
-async fn shutdown_signal(mut term: Signal, mut int: Signal) {
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = int.recv() => info!("SIGINT received"),
-    }
-    notify(NotifyState::Stopping);
-}
-
-async fn check(config: Config, wanted: &[String]) -> anyhow::Result<ExitCode> {
-    let registry = probes::Registry::build(&config, Arc::new(metrics::Metrics::new()));
-    for name in wanted {
-        if !registry.known().contains(name) {
-            eprintln!(
-                "error: unknown backend {name:?}; known: {}",
-                registry.known().join(", ")
-            );
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    }
-    let runners: Vec<_> = registry
-        .runners()
-        .iter()
-        .filter(|r| wanted.is_empty() || wanted.iter().any(|w| w == r.name()))
-        .collect();
-    let mut failed = false;
-    for name in wanted {
-        if !runners.iter().any(|r| r.name() == name) {
-            println!("{name:<10} FAIL  not configured: add a [{name}] section to the config");
-            failed = true;
-        }
-    }
-    let outcomes = futures_util::future::join_all(runners.iter().map(|r| r.run())).await;
-    for o in &outcomes {
-        failed |= !o.is_ok();
-        println!("{}", server::dashboard::line(o));
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
 }

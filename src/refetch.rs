@@ -38,7 +38,7 @@ pub async fn until_fetched(
             return;
         }
         let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-        match crate::load(&source, &once).await {
+        match crate::app::load(&source, &once).await {
             Ok((config, loaded)) if serving_copy() => {
                 info!(source = %source, attempt = n, "S3 is readable again: replacing the last known good copy");
                 swap(config, loaded);

@@ -91,3 +91,56 @@ fn selected_backends_only_and_unknown_or_unconfigured_names() {
         "{out}"
     );
 }
+
+/// The names `check` accepts and the secret variables come from the registry, so the help
+/// lists every backend this build has (the test is built with the same features) and every
+/// variable, not a hand-kept subset.
+#[test]
+fn help_names_every_backend_and_secret_variable_of_this_build() {
+    let mut backends = vec!["database", "redis", "s3", "dynamodb"];
+    for (on, name) in [
+        (cfg!(feature = "postgres"), "postgres"),
+        (cfg!(feature = "kinesis"), "kinesis"),
+        (cfg!(feature = "firehose"), "firehose"),
+        (cfg!(feature = "sns"), "sns"),
+        (cfg!(feature = "lambda"), "lambda"),
+        (cfg!(feature = "http"), "http/<name>"),
+    ] {
+        if on {
+            backends.push(name);
+        }
+    }
+    let mut secrets = vec![
+        "SUAICLOUDAPP_DATABASE_PASSWORD",
+        "SUAICLOUDAPP_REDIS_PASSWORD",
+        "SUAICLOUDAPP_LOGS_TOKEN",
+    ];
+    if cfg!(feature = "postgres") {
+        secrets.push("SUAICLOUDAPP_POSTGRES_PASSWORD");
+    }
+    let help = |args: &[&str]| {
+        let out = app_command().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        // clap wraps long lines; the names are single words, the list is read unwrapped.
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let check = help(&["check", "--help"]);
+    assert!(
+        check.contains(&format!("Backends to probe ({});", backends.join(", "))),
+        "{check}"
+    );
+    let top = help(&["--help"]);
+    for page in &backends {
+        assert!(
+            top.contains(&format!("/{page}")),
+            "--help names /{page}: {top}"
+        );
+    }
+    for var in &secrets {
+        assert!(check.contains(var), "check --help names {var}: {check}");
+        assert!(top.contains(var), "--help names {var}: {top}");
+    }
+}

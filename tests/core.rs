@@ -416,6 +416,23 @@ fn bad_configs_exit_2_with_file_line_column_and_serve_nothing() {
             "[database]\nhost = \"\"\nuser = \"u\"\ndbname = \"d\"\n",
             "config.toml:2:8: host must not be empty",
         ),
+        // A backend's own values are checked at load too, not by a 503 on its first check.
+        (
+            "[sns]\ntopic_arn = \"suai-test-topic\"\n",
+            "config.toml:2:13: \"suai-test-topic\" is not an SNS topic ARN",
+        ),
+        (
+            "[lambda]\nfunction = \"my function\"\n",
+            "config.toml:2:12: \"my function\" is not a Lambda function name or ARN",
+        ),
+        (
+            "[kinesis]\nstream = \"arn:aws:kinesis:us-east-1:123456789012:stream/s\"\n",
+            "config.toml:2:10: \"arn:aws:kinesis:us-east-1:123456789012:stream/s\" is not a stream name",
+        ),
+        (
+            "[firehose]\ndelivery_stream = \"to s3\"\n",
+            "config.toml:2:19: \"to s3\" is not a delivery stream name",
+        ),
     ];
     for (text, want) in cases {
         std::fs::write(dir.join("config.toml"), text).unwrap();

@@ -325,12 +325,6 @@ fn kinesis_firehose_sns_lambda_named_failures() {
     );
     assert_fails(&r, "query", &["region eu-west-1, account 210987654321"]);
     let r = page(
-        "sns-bad-arn",
-        &aws("[sns]\ntopic_arn = \"suai-test-topic\""),
-        "/sns",
-    );
-    assert_fails(&r, "request", &["not an SNS topic ARN"]);
-    let r = page(
         "lambda-missing",
         &aws("[lambda]\nfunction = \"nope-fn\""),
         "/lambda",

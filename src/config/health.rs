@@ -1,6 +1,7 @@
 //! `[health]`: the readiness group, the backends `/ready` requires. Checked at load against
 //! the configured sections, so a typo is a config error and not an instance that is never
-//! ready (or always ready).
+//! ready (or always ready). The registry knows which backends exist, so it runs the check
+//! (`probes::prepare`) with the list.
 
 use super::Config;
 use serde::{Deserialize, Serialize};
@@ -16,9 +17,9 @@ pub struct HealthConfig {
 }
 
 impl HealthConfig {
-    /// Every name must be a configured backend, once.
-    pub(super) fn validate(&self, config: &Config) -> Result<(), String> {
-        let sections = config.sections();
+    /// Every name must be a configured backend, once. `sections` are the backends with one
+    /// page each, and whether `config` has their section; `http/<name>` is an `[[http]]` entry.
+    pub fn validate(&self, config: &Config, sections: &[(&str, bool)]) -> Result<(), String> {
         for (i, name) in self.ready.iter().enumerate() {
             if self.ready[..i].contains(name) {
                 return Err(format!("[health] ready lists {name:?} twice"));
@@ -48,32 +49,5 @@ impl HealthConfig {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::Config;
-
-    fn load(extra: &str) -> Result<Config, String> {
-        let text = format!(
-            "[database]\nhost = \"db\"\nuser = \"u\"\ndbname = \"d\"\n\n[[http]]\nname = \"api\"\nurl = \"http://127.0.0.1:1/\"\n\n{extra}"
-        );
-        Config::parse(&text, "t.toml").map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn ready_accepts_configured_backends_only() {
-        assert!(load("").unwrap().health.ready.is_empty());
-        let c = load("[health]\nready = [\"database\", \"http/api\"]\n").unwrap();
-        assert_eq!(c.health.ready, ["database", "http/api"]);
-        let e = load("[health]\nready = [\"redis\"]\n").unwrap_err();
-        assert!(e.contains("no [redis] section"), "{e}");
-        let e = load("[health]\nready = [\"databse\"]\n").unwrap_err();
-        assert!(e.contains("\"databse\" is not a backend"), "{e}");
-        let e = load("[health]\nready = [\"http/web\"]\n").unwrap_err();
-        assert!(e.contains("no [[http]] entry has name = \"web\""), "{e}");
-        let e = load("[health]\nready = [\"database\", \"database\"]\n").unwrap_err();
-        assert!(e.contains("twice"), "{e}");
     }
 }

@@ -59,7 +59,8 @@ pub fn keep(source: &ConfigSource, opts: &FetchOptions, loaded: &Loaded) -> Opti
 }
 
 /// At boot, after `failed` ended the attempt to read an s3:// config: the last known good copy,
-/// parsed and with the environment's secrets applied, when there is one that still parses.
+/// parsed, when there is one that still parses. The caller completes it as it completes a
+/// fetched config (`probes::prepare`: secrets from the environment, `[health]` names).
 /// `None` (the caller exits with `failed`) for a file source, no state directory, no copy, or
 /// a copy that no longer parses (this build's schema changed, the file was edited by hand).
 pub fn fallback(
@@ -79,14 +80,13 @@ pub fn fallback(
         }
     };
     let origin = source.to_string();
-    let mut config = match Config::parse(&copy.text, &copy.path.display().to_string()) {
+    let config = match Config::parse(&copy.text, &copy.path.display().to_string()) {
         Ok(config) => config,
         Err(e) => {
             error!("the last known good config does not parse either: {e}");
             return None;
         }
     };
-    config.apply_env(|k| std::env::var(k).ok());
     let reason = match failed {
         ConfigError::Read { .. } => "S3 could not be read within the start deadline",
         ConfigError::Parse { .. } | ConfigError::Invalid { .. } => {

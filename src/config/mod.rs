@@ -5,19 +5,25 @@
 //! [`ConfigError`] naming the file, line and column; this module never starts anything.
 
 pub mod auth;
+mod error;
 pub mod health;
 pub mod last_good;
 pub mod source;
+mod values;
 
 use crate::secret::{Secret, SecretUrl};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub use auth::AuthConfig;
+pub use error::ConfigError;
 pub use health::HealthConfig;
 pub use source::{ConfigSource, FetchOptions, Loaded};
+pub use values::{
+    Count, DeliveryStreamName, FunctionName, Host, Millis, Name, PageName, Port, StreamName,
+    TopicArn,
+};
 
 /// The whole configuration. Backend sections are optional: an absent one means "not configured".
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -185,7 +191,7 @@ pub struct DatabaseConfig {
     #[serde(default = "default_mysql_port")]
     pub port: Port,
     pub user: Name,
-    /// May instead come from `SUAICLOUDAPP_DATABASE_PASSWORD`.
+    /// May instead come from [`DatabaseConfig::PASSWORD_ENV`].
     #[serde(default)]
     pub password: Secret<String>,
     pub dbname: Name,
@@ -245,7 +251,7 @@ pub struct RedisConfig {
     pub tls: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// May instead come from `SUAICLOUDAPP_REDIS_PASSWORD`.
+    /// May instead come from [`RedisConfig::PASSWORD_ENV`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,7 +308,7 @@ pub struct PostgresConfig {
     #[serde(default = "default_pg_port")]
     pub port: Port,
     pub user: Name,
-    /// May instead come from `SUAICLOUDAPP_POSTGRES_PASSWORD`.
+    /// May instead come from [`PostgresConfig::PASSWORD_ENV`].
     #[serde(default)]
     pub password: Secret<String>,
     pub dbname: Name,
@@ -361,7 +367,7 @@ pub enum ProbeMode {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KinesisConfig {
-    pub stream: Name,
+    pub stream: StreamName,
     #[serde(default)]
     pub mode: ProbeMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -372,7 +378,7 @@ pub struct KinesisConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FirehoseConfig {
-    pub delivery_stream: Name,
+    pub delivery_stream: DeliveryStreamName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<Millis>,
 }
@@ -381,7 +387,7 @@ pub struct FirehoseConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnsConfig {
-    pub topic_arn: Name,
+    pub topic_arn: TopicArn,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<Millis>,
 }
@@ -390,7 +396,7 @@ pub struct SnsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LambdaConfig {
-    pub function: Name,
+    pub function: FunctionName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<Millis>,
 }
@@ -427,287 +433,160 @@ pub enum HttpMethod {
     Head,
 }
 
-/// A name that is safe in a URL path segment and a metrics label.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct PageName(String);
+/// An environment variable that may carry a secret instead of the file, and the key it fills.
+/// The environment wins over the file, so a baked config can carry a placeholder. Each section
+/// with a secret declares its own; the registry lists them for `--help` and applies them.
+#[derive(Clone, Copy)]
+pub struct SecretEnv {
+    /// The variable's name, as `--help` shows it.
+    pub var: &'static str,
+    apply: fn(&mut Config, Secret<String>),
+}
 
-impl TryFrom<String> for PageName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if ok {
-            Ok(PageName(s))
-        } else {
-            Err(format!(
-                "name {s:?} must be 1-64 letters, digits, '-' or '_'"
-            ))
-        }
+impl SecretEnv {
+    /// `apply` puts the variable's value into its key (when the section is present).
+    pub const fn new(var: &'static str, apply: fn(&mut Config, Secret<String>)) -> SecretEnv {
+        SecretEnv { var, apply }
     }
 }
 
-impl fmt::Display for PageName {
+impl fmt::Debug for SecretEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.var)
     }
 }
 
-/// A host name or address; never empty, never containing spaces.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct Host(String);
+impl LogsConfig {
+    /// `/logs`'s bearer token.
+    pub const TOKEN_ENV: SecretEnv = SecretEnv::new("SUAICLOUDAPP_LOGS_TOKEN", |c, token| {
+        c.logs.token = Some(token);
+    });
+}
 
-impl TryFrom<String> for Host {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if s.trim().is_empty() {
-            Err("host must not be empty".into())
-        } else if s.chars().any(char::is_whitespace) {
-            Err(format!("host {s:?} must not contain spaces"))
-        } else {
-            Ok(Host(s))
+impl DatabaseConfig {
+    /// The MySQL password.
+    pub const PASSWORD_ENV: SecretEnv =
+        SecretEnv::new("SUAICLOUDAPP_DATABASE_PASSWORD", |c, pw| {
+            if let Some(s) = c.database.as_mut() {
+                s.password = pw;
+            }
+        });
+}
+
+impl RedisConfig {
+    /// The Redis AUTH password.
+    pub const PASSWORD_ENV: SecretEnv = SecretEnv::new("SUAICLOUDAPP_REDIS_PASSWORD", |c, pw| {
+        if let Some(s) = c.redis.as_mut() {
+            s.password = Some(pw);
         }
-    }
+    });
 }
 
-impl Host {
-    /// The host as written in the config.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+impl PostgresConfig {
+    /// The PostgreSQL password.
+    pub const PASSWORD_ENV: SecretEnv =
+        SecretEnv::new("SUAICLOUDAPP_POSTGRES_PASSWORD", |c, pw| {
+            if let Some(s) = c.postgres.as_mut() {
+                s.password = pw;
+            }
+        });
 }
-
-impl fmt::Display for Host {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A non-empty identifier: bucket, table, user, database name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct Name(String);
-
-impl TryFrom<String> for Name {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if s.trim().is_empty() {
-            Err("value must not be empty".into())
-        } else {
-            Ok(Name(s))
-        }
-    }
-}
-
-impl Name {
-    /// The name as written in the config.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A TCP port a client connects to: 1 to 65535.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "i64")]
-pub struct Port(u16);
-
-impl TryFrom<i64> for Port {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        match u16::try_from(n) {
-            Ok(p) if p != 0 => Ok(Port(p)),
-            _ => Err(format!("port must be between 1 and 65535, got {n}")),
-        }
-    }
-}
-
-impl Port {
-    /// The port number.
-    pub fn get(self) -> u16 {
-        self.0
-    }
-}
-
-/// A duration in milliseconds: at least 1 ms, at most one day (a typo guard).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "i64")]
-pub struct Millis(u64);
-
-impl TryFrom<i64> for Millis {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        if (1..=86_400_000).contains(&n) {
-            Ok(Millis(n as u64))
-        } else {
-            Err(format!(
-                "milliseconds must be between 1 and 86400000, got {n}"
-            ))
-        }
-    }
-}
-
-impl Millis {
-    /// As a `Duration`.
-    pub fn duration(self) -> Duration {
-        Duration::from_millis(self.0)
-    }
-}
-
-/// A positive count (connections, lines).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "i64")]
-pub struct Count(usize);
-
-impl TryFrom<i64> for Count {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        match usize::try_from(n) {
-            Ok(c) if c > 0 => Ok(Count(c)),
-            _ => Err(format!("must be a positive number, got {n}")),
-        }
-    }
-}
-
-impl Count {
-    /// The count.
-    pub fn get(self) -> usize {
-        self.0
-    }
-}
-
-/// Why a configuration was refused. Each message is one line naming where to look.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{origin}: cannot read the config: {cause}")]
-    Read { origin: String, cause: String },
-    #[error("{origin}:{line}:{column}: {message}")]
-    Parse {
-        origin: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{origin}: {message}")]
-    Invalid { origin: String, message: String },
-}
-
-/// Environment variables that may carry secrets instead of the file.
-pub const ENV_DATABASE_PASSWORD: &str = "SUAICLOUDAPP_DATABASE_PASSWORD";
-/// See [`ENV_DATABASE_PASSWORD`].
-pub const ENV_REDIS_PASSWORD: &str = "SUAICLOUDAPP_REDIS_PASSWORD";
-/// See [`ENV_DATABASE_PASSWORD`].
-pub const ENV_LOGS_TOKEN: &str = "SUAICLOUDAPP_LOGS_TOKEN";
-/// See [`ENV_DATABASE_PASSWORD`].
-pub const ENV_POSTGRES_PASSWORD: &str = "SUAICLOUDAPP_POSTGRES_PASSWORD";
 
 impl Config {
     /// Parses TOML text; `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| parse_error(e, text, origin))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| error::parse_error(e, text, origin))?;
         config.validate(origin)?;
         Ok(config)
     }
 
-    /// Fills secrets from the environment where set: the environment wins over the file,
-    /// so a baked config can carry a placeholder.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
-        let get = |k: &str| get(k).filter(|v| !v.is_empty()).map(Secret::new);
-        if let (Some(db), Some(pw)) = (self.database.as_mut(), get(ENV_DATABASE_PASSWORD)) {
-            db.password = pw;
-        }
-        if let (Some(r), Some(pw)) = (self.redis.as_mut(), get(ENV_REDIS_PASSWORD)) {
-            r.password = Some(pw);
-        }
-        if let (Some(pg), Some(pw)) = (self.postgres.as_mut(), get(ENV_POSTGRES_PASSWORD)) {
-            pg.password = pw;
-        }
-        if let Some(token) = get(ENV_LOGS_TOKEN) {
-            self.logs.token = Some(token);
+    /// Fills secrets from the environment where set (and not empty): `envs` are the variables
+    /// the registry knows, [`LogsConfig::TOKEN_ENV`] and each backend's.
+    pub fn apply_env<'a>(
+        &mut self,
+        envs: impl IntoIterator<Item = &'a SecretEnv>,
+        get: impl Fn(&str) -> Option<String>,
+    ) {
+        for env in envs {
+            if let Some(value) = get(env.var).filter(|v| !v.is_empty()) {
+                (env.apply)(self, Secret::new(value));
+            }
         }
     }
 
     /// Rules that span keys, which serde cannot check alone.
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
+        self.rules().map_err(|message| ConfigError::Invalid {
             origin: origin.to_string(),
             message,
-        };
+        })
+    }
+
+    /// Each rule in turn; the first one broken is the message.
+    fn rules(&self) -> Result<(), String> {
         if let Some(db) = &self.database {
-            if db.ca_file.is_some() && db.tls == MysqlTls::Disabled {
-                return Err(invalid(
-                    "[database] ca_file is set but tls = \"disabled\": use tls = \"verify-identity\" or remove ca_file".into(),
-                ));
-            }
+            ensure(db.ca_file.is_none() || db.tls != MysqlTls::Disabled, || {
+                "[database] ca_file is set but tls = \"disabled\": use tls = \"verify-identity\" or remove ca_file".into()
+            })?;
         }
         if let Some(r) = &self.redis {
-            if r.ca_file.is_some() && !r.tls {
-                return Err(invalid(
-                    "[redis] ca_file is set but tls = false: set tls = true or remove ca_file"
-                        .into(),
-                ));
-            }
+            ensure(r.ca_file.is_none() || r.tls, || {
+                "[redis] ca_file is set but tls = false: set tls = true or remove ca_file".into()
+            })?;
         }
         if let Some(pg) = &self.postgres {
-            if pg.ca_file.is_some()
-                && !matches!(pg.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull)
-            {
-                return Err(invalid("[postgres] ca_file is only used with sslmode = \"verify-ca\" or \"verify-full\"".into()));
-            }
+            let verifies = matches!(pg.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+            ensure(pg.ca_file.is_none() || verifies, || {
+                "[postgres] ca_file is only used with sslmode = \"verify-ca\" or \"verify-full\""
+                    .into()
+            })?;
         }
         for (i, h) in self.http.iter().enumerate() {
             let url = h.url.expose();
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.parse::<hyper::Uri>().is_err()
-            {
-                return Err(invalid(format!(
+            let absolute = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.parse::<hyper::Uri>().is_ok();
+            ensure(absolute, || {
+                format!(
                     "[[http]] entry {} ({}): url \"{}\" must be an absolute http:// or https:// URL",
                     i + 1,
                     h.name,
                     h.url.redacted()
-                )));
-            }
-            if self.http[..i].iter().any(|o| o.name == h.name) {
-                return Err(invalid(format!(
+                )
+            })?;
+            ensure(!self.http[..i].iter().any(|o| o.name == h.name), || {
+                format!(
                     "[[http]] name {:?} is used twice: pages are /http/<name>",
                     h.name.to_string()
-                )));
-            }
-            if h.expect_status.is_some_and(|s| !(100..=599).contains(&s)) {
-                return Err(invalid(format!(
-                    "[[http]] {}: expect_status must be 100-599",
-                    h.name
-                )));
-            }
+                )
+            })?;
+            ensure(
+                h.expect_status.is_none_or(|s| (100..=599).contains(&s)),
+                || format!("[[http]] {}: expect_status must be 100-599", h.name),
+            )?;
         }
         if let Some(auth) = &self.auth {
-            auth.validate().map_err(invalid)?;
+            auth.validate()?;
         }
-        self.health.validate(self).map_err(invalid)?;
-        if self.logs.level.trim().is_empty() {
-            return Err(invalid("[logs] level must not be empty".into()));
-        }
-        if self.logs.max_bytes != 0 && self.logs.max_bytes < MIN_LOG_BYTES {
-            return Err(invalid(format!(
-                "[logs] max_bytes must be 0 (no rotation) or at least {MIN_LOG_BYTES}, got {}",
-                self.logs.max_bytes
-            )));
-        }
-        if self.logs.keep > MAX_LOG_KEEP {
-            return Err(invalid(format!(
+        let logs = &self.logs;
+        ensure(!logs.level.trim().is_empty(), || {
+            "[logs] level must not be empty".into()
+        })?;
+        ensure(
+            logs.max_bytes == 0 || logs.max_bytes >= MIN_LOG_BYTES,
+            || {
+                format!(
+                    "[logs] max_bytes must be 0 (no rotation) or at least {MIN_LOG_BYTES}, got {}",
+                    logs.max_bytes
+                )
+            },
+        )?;
+        ensure(logs.keep <= MAX_LOG_KEEP, || {
+            format!(
                 "[logs] keep must be at most {MAX_LOG_KEEP}, got {}",
-                self.logs.keep
-            )));
-        }
-        Ok(())
+                logs.keep
+            )
+        })
     }
 
     /// True when a reload would not need a restart: the listener and log file are unchanged.
@@ -716,73 +595,19 @@ impl Config {
             && self.logs.file == other.logs.file
     }
 
-    /// Each backend section name and whether it is present.
-    fn sections(&self) -> [(&'static str, bool); 9] {
-        [
-            ("s3", self.s3.is_some()),
-            ("database", self.database.is_some()),
-            ("redis", self.redis.is_some()),
-            ("dynamodb", self.dynamodb.is_some()),
-            ("postgres", self.postgres.is_some()),
-            ("kinesis", self.kinesis.is_some()),
-            ("firehose", self.firehose.is_some()),
-            ("sns", self.sns.is_some()),
-            ("lambda", self.lambda.is_some()),
-        ]
-    }
-
     /// The effective config as TOML, defaults filled in and every secret shown as `***`.
     pub fn to_display_toml(&self) -> String {
-        let mut out = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"));
-        for (name, configured) in self.sections() {
-            if !configured {
-                out.push_str(&format!(
-                    "\n# [{name}] not configured: /{name} answers 404\n"
-                ));
-            }
-        }
-        out
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"))
     }
 }
 
-/// Turns a toml/serde error into one line with line, column and a "did you mean" hint.
-fn parse_error(e: toml::de::Error, text: &str, origin: &str) -> ConfigError {
-    let (line, column) = e
-        .span()
-        .map(|s| line_column(text, s.start))
-        .unwrap_or((1, 1));
-    let mut message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-    if let Some(hint) = did_you_mean(&message) {
-        message.push_str(&format!(" (did you mean `{hint}`?)"));
+/// `Err(message())` unless `ok`: each rule reads as the condition a good config meets.
+fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(message())
     }
-    ConfigError::Parse {
-        origin: origin.to_string(),
-        line,
-        column,
-        message,
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-/// For serde's "unknown field `x`, expected one of `a`, `b`": the closest expected name.
-fn did_you_mean(message: &str) -> Option<String> {
-    if !message.starts_with("unknown field") && !message.starts_with("unknown variant") {
-        return None;
-    }
-    let mut quoted = message.split('`').skip(1).step_by(2);
-    let unknown = quoted.next()?;
-    quoted
-        .map(|c| (strsim::damerau_levenshtein(unknown, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min()
-        .map(|(_, c)| c.to_string())
 }
 
 #[cfg(test)]

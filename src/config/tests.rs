@@ -115,9 +115,10 @@ fn cross_key_rule_is_checked() {
 #[test]
 fn env_supplies_secrets_and_show_masks_them() {
     let mut c = Config::parse(SEED, "config.toml").unwrap();
-    c.apply_env(|k| match k {
-        ENV_DATABASE_PASSWORD => Some("from-env-db-pw".into()),
-        ENV_REDIS_PASSWORD => Some("from-env-redis-pw".into()),
+    let envs = [DatabaseConfig::PASSWORD_ENV, RedisConfig::PASSWORD_ENV];
+    c.apply_env(&envs, |k| match k {
+        "SUAICLOUDAPP_DATABASE_PASSWORD" => Some("from-env-db-pw".into()),
+        "SUAICLOUDAPP_REDIS_PASSWORD" => Some("from-env-redis-pw".into()),
         _ => None,
     });
     assert_eq!(
@@ -154,4 +155,71 @@ fn source_parses_s3_urls() {
         ConfigSource::parse("./c.toml").unwrap(),
         ConfigSource::File("./c.toml".into())
     );
+}
+
+#[test]
+fn sns_topic_must_be_an_arn_at_load() {
+    let e = err("[sns]\ntopic_arn = \"alerts\"\n");
+    assert!(
+        e.starts_with("c.toml:2:13: \"alerts\" is not an SNS topic ARN"),
+        "{e}"
+    );
+    assert!(err("[sns]\ntopic_arn = \"arn:aws:sqs:us-east-1:1:q\"\n").contains("not an SNS"));
+    assert!(err("[sns]\ntopic_arn = \"arn:aws:sns::1:t\"\n").contains("not an SNS"));
+    let c = Config::parse(
+        "[sns]\ntopic_arn = \"arn:aws:sns:eu-west-1:123456789012:t\"\n",
+        "c",
+    )
+    .unwrap();
+    assert_eq!(
+        c.sns.unwrap().topic_arn.to_string(),
+        "arn:aws:sns:eu-west-1:123456789012:t"
+    );
+}
+
+#[test]
+fn lambda_function_takes_a_name_alias_or_arn() {
+    for ok in [
+        "app-api",
+        "app-api:live",
+        "app.api:$LATEST",
+        "123456789012:function:app-api",
+        "arn:aws:lambda:us-east-1:123456789012:function:app-api",
+        "arn:aws:lambda:us-east-1:123456789012:function:app-api:7",
+    ] {
+        let text = format!("[lambda]\nfunction = \"{ok}\"\n");
+        assert!(Config::parse(&text, "c").is_ok(), "{ok}");
+    }
+    for bad in [
+        "",
+        "app api",
+        "arn:aws:sns:us-east-1:123456789012:function:f",
+        "arn:aws:lambda:us-east-1:123456789012:f",
+    ] {
+        let e = err(&format!("[lambda]\nfunction = \"{bad}\"\n"));
+        assert!(e.starts_with("c.toml:2:12: "), "{bad}: {e}");
+        assert!(e.contains("is not a Lambda function name or ARN"), "{e}");
+    }
+    assert!(
+        err(&format!("[lambda]\nfunction = \"{}\"\n", "f".repeat(171))).contains("not a Lambda")
+    );
+}
+
+#[test]
+fn stream_names_are_names_within_their_limits() {
+    assert!(Config::parse("[kinesis]\nstream = \"scraped_pages.v2-a\"\n", "c").is_ok());
+    let e = err("[kinesis]\nstream = \"a/b\"\n");
+    assert!(
+        e.starts_with("c.toml:2:10: \"a/b\" is not a stream name: 1-128"),
+        "{e}"
+    );
+    assert!(err(&format!("[kinesis]\nstream = \"{}\"\n", "s".repeat(129))).contains("1-128"));
+    let long = "d".repeat(65);
+    let e = err(&format!("[firehose]\ndelivery_stream = \"{long}\"\n"));
+    assert!(e.contains("is not a delivery stream name: 1-64"), "{e}");
+    assert!(Config::parse(
+        &format!("[firehose]\ndelivery_stream = \"{}\"\n", &long[1..]),
+        "c"
+    )
+    .is_ok());
 }

@@ -5,7 +5,7 @@
 use super::aws_errors::{self, LazyClient};
 use super::Probe;
 use crate::aws::AwsContext;
-use crate::config::SnsConfig;
+use crate::config::{SnsConfig, TopicArn};
 use crate::outcome::{Details, Failure, Stage};
 use aws_config::Region;
 use aws_sdk_sns::Client;
@@ -15,41 +15,24 @@ use std::time::Duration;
 
 /// Probes one topic.
 pub struct SnsProbe {
-    arn: String,
-    /// Region and account parsed from the ARN (`arn:aws:sns:REGION:ACCOUNT:NAME`).
-    region: Option<String>,
-    account: String,
+    /// Checked at load: `arn:aws:sns:REGION:ACCOUNT:NAME`.
+    arn: TopicArn,
     budget: Duration,
     client: LazyClient<Client>,
 }
 
 impl SnsProbe {
-    /// Parses the ARN now; the client is built on the first check.
+    /// The client is built on the first check, in the topic's region.
     pub fn new(cfg: &SnsConfig, budget: Duration, aws: Arc<AwsContext>) -> SnsProbe {
-        let arn = cfg.topic_arn.to_string();
-        let parts: Vec<&str> = arn.split(':').collect();
-        let (region, account) = match parts.as_slice() {
-            ["arn", _, "sns", region, account, _name] if !region.is_empty() => {
-                (Some(region.to_string()), account.to_string())
-            }
-            _ => (None, String::new()),
-        };
         SnsProbe {
-            arn,
-            region,
-            account,
+            arn: cfg.topic_arn.clone(),
             budget,
             client: LazyClient::new(aws, "SNS", budget),
         }
     }
 
     async fn run(&self) -> Result<Details, Failure> {
-        let Some(region) = self.region.clone() else {
-            return Err(Failure::new(
-                Stage::Request,
-                format!("[sns] topic_arn {:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", self.arn),
-            ));
-        };
+        let region = self.arn.region().to_string();
         let b = self
             .client
             .get(|sdk, t| {
@@ -59,11 +42,11 @@ impl SnsProbe {
                 Client::from_conf(conf.build())
             })
             .await;
-        let whose = format!("(region {region}, account {})", self.account);
+        let whose = format!("(region {region}, account {})", self.arn.account());
         match b
             .client
             .get_topic_attributes()
-            .topic_arn(&self.arn)
+            .topic_arn(self.arn.to_string())
             .send()
             .await
         {
@@ -103,7 +86,7 @@ impl SnsProbe {
 
 impl Probe for SnsProbe {
     fn target(&self) -> String {
-        self.arn.clone()
+        self.arn.to_string()
     }
     fn budget(&self) -> Duration {
         self.budget

@@ -112,7 +112,8 @@ fn row(o: &Outcome) -> String {
     )
 }
 
-/// The same table for a terminal: a line per backend, as `suaicloudapp check` prints.
+/// The same table for a terminal: a line per backend ([`crate::report::line`], as
+/// `suaicloudapp check` prints).
 pub fn text(app: &App, outcomes: &[Outcome]) -> String {
     let mut t = format!("suaicloudapp {}", env!("CARGO_PKG_VERSION"));
     if let Some(id) = app.shared.identity.get() {
@@ -135,7 +136,7 @@ pub fn text(app: &App, outcomes: &[Outcome]) -> String {
         t.push('\n');
     }
     for o in outcomes {
-        t.push_str(&line(o));
+        t.push_str(&crate::report::line(o));
         t.push('\n');
     }
     for name in app.registry.known() {
@@ -144,19 +145,6 @@ pub fn text(app: &App, outcomes: &[Outcome]) -> String {
         }
     }
     t
-}
-
-/// One backend on one line: name, `OK` or `FAIL`, latency, then the cause or the details.
-pub fn line(o: &Outcome) -> String {
-    let ms = o.duration.as_millis();
-    match &o.result {
-        Ok(_) => {
-            let detail = o.detail();
-            let sep = if detail.is_empty() { "" } else { "  " };
-            format!("{:<10} OK    {ms} ms{sep}{detail}", o.name)
-        }
-        Err(f) => format!("{:<10} FAIL  {ms} ms  {}: {}", o.name, f.stage, f.cause),
-    }
 }
 
 const STYLE: &str = "<style>\

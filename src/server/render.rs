@@ -128,11 +128,12 @@ pub fn json(doc: serde_json::Value) -> Response<Body> {
     resp
 }
 
-/// The draft's `componentType`: databases and caches are `datastore`, every other backend
-/// (object store, streams, topics, functions, HTTP endpoints) a `component`.
-fn component_type(backend: &str) -> &'static str {
-    match backend {
-        "database" | "postgres" | "redis" | "dynamodb" => "datastore",
+/// The draft's `componentType`: databases and caches (as the registry marks them) are
+/// `datastore`, every other backend (object store, streams, topics, functions, HTTP endpoints)
+/// a `component`.
+fn component_type(page: &str) -> &'static str {
+    match crate::probes::backend(page) {
+        Some(b) if b.datastore => "datastore",
         _ => "component",
     }
 }
