@@ -88,20 +88,33 @@ impl Activity {
     }
 
     /// Bytes arrived from the client. Only the first read after an idle spell does any work:
-    /// it starts the head clock and wakes a watchdog sleeping on the keep-alive clock.
+    /// it starts the head clock. The watchdog, asleep on the keep-alive clock, is not woken
+    /// here: a head that arrives whole is answered before its clock could matter, and waking
+    /// the watchdog for every request would cost a timer re-armed per request. A head still
+    /// incomplete when the socket runs dry wakes it, in [`Activity::read_waiting`].
     pub fn bytes_read(&self) {
         if self.phase.load(Ordering::Relaxed) != IDLE {
             return;
         }
         let now = micros(Instant::now());
         self.since_us.store(now, Ordering::Relaxed);
-        let started = self
+        let _ = self
             .phase
-            .compare_exchange(IDLE, HEAD, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok();
-        // Paired with the watchdog's store of the threshold then load of `phase`: either it
-        // sees HEAD, or this sees the threshold and leaves a permit.
-        if started && now < self.wake_if_head_before_us.load(Ordering::SeqCst) {
+            .compare_exchange(IDLE, HEAD, Ordering::SeqCst, Ordering::Relaxed);
+    }
+
+    /// The connection waits for more bytes. If a head has begun and the watchdog sleeps past
+    /// its deadline (on the keep-alive clock), wake it so the head clock is kept.
+    pub fn read_waiting(&self) {
+        if self.phase.load(Ordering::Relaxed) != HEAD {
+            return;
+        }
+        // Paired with the watchdog's store of the threshold then load of `phase`: the phase
+        // became HEAD (SeqCst) before this load, so either this sees the threshold, or the
+        // watchdog sees HEAD when it checks the clock again. Once woken, the watchdog sleeps
+        // on this head's own deadline and the threshold no longer exceeds `since`.
+        let since = self.since_us.load(Ordering::Relaxed);
+        if since < self.wake_if_head_before_us.load(Ordering::SeqCst) {
             self.wake.notify_one();
         }
     }
@@ -290,6 +303,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let head_started = Instant::now();
         a.bytes_read();
+        // The head is incomplete and the socket has run dry.
+        a.read_waiting();
         watchdog.await.unwrap();
         let waited = head_started.elapsed();
         assert!(waited >= T.head - Duration::from_millis(1), "{waited:?}");

@@ -1,7 +1,7 @@
-//! The client socket, seen through its connection's [`Activity`]: every read that brings bytes
-//! tells the head clock that a request has begun (head_deadline.rs). Writes pass straight
-//! through. The cost per read is one atomic load, plus a clock read when a connection leaves
-//! an idle spell.
+//! The client socket, seen through its connection's [`Activity`]: a read that brings bytes
+//! tells the head clock that a request has begun, and a read that finds none tells it a head
+//! may be left incomplete (head_deadline.rs). Writes pass straight through. The cost per read
+//! is one atomic load, plus a clock read when a connection leaves an idle spell.
 
 use super::head_deadline::Activity;
 use std::io;
@@ -33,8 +33,10 @@ impl AsyncRead for Watched {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.activity.bytes_read();
+        match polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => this.activity.bytes_read(),
+            Poll::Pending => this.activity.read_waiting(),
+            _ => {}
         }
         polled
     }
