@@ -4,7 +4,7 @@
 //! none at all: the task, not the instance, is what an operator behind the ALB must tell
 //! apart. The agent injects the endpoint's URL into every container; `${URI}/task` answers
 //! the task's ARN, cluster, family, revision, zone and launch type. Reads only: credentials
-//! come from the SDK's own container-credentials provider (see `src/aws.rs`).
+//! come from the SDK's own container-credentials provider (see `src/aws/mod.rs`).
 
 use crate::fetch::Fetcher;
 use serde::Deserialize;

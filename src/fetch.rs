@@ -2,7 +2,7 @@
 //! public keys): one client with its pool, a deadline over the whole exchange and a cap on
 //! the body. Not for probes: those own their clients and report staged failures.
 
-use crate::probes::tls::{self, Verify};
+use crate::tls::{self, Verify};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::{Request, Uri};

@@ -21,6 +21,7 @@ pub mod refetch;
 pub mod report;
 pub mod secret;
 pub mod server;
+pub mod tls;
 pub mod watchdog;
 
 use cli::Cli;

@@ -571,7 +571,7 @@ fn check_cli_exits_one_when_one_fails() {
 }
 
 // ---------------------------------------------------------------------------------------
-// HTTPS: the SDK's own client (rustls with ring, src/aws.rs), end to end
+// HTTPS: the SDK's own client (rustls with ring, src/aws/mod.rs), end to end
 
 /// A TLS-terminating proxy (Python's stdlib) in front of moto, with the test CA's certificate
 /// for 127.0.0.1 and localhost: real AWS endpoints are HTTPS, moto is plain HTTP.

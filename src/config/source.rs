@@ -9,7 +9,6 @@
 use super::last_good::Fallback;
 use super::ConfigError;
 use crate::aws;
-use crate::probes::aws_errors;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use std::fmt;
@@ -214,15 +213,15 @@ async fn get_object(
             if let Some(r) = elsewhere {
                 return Err(Attempt::WrongRegion(r));
             }
-            let cause = match aws_errors::error_code(&err).as_deref() {
+            let cause = match aws::errors::error_code(&err).as_deref() {
                 Some("NoSuchKey") => {
                     format!("no such key {key} in bucket {bucket} (not uploaded yet?)")
                 }
                 Some("NoSuchBucket") => format!("no such bucket {bucket} in region {current}"),
                 _ => {
-                    let endpoint = aws_errors::Endpoint::new(&sdk, "S3", ATTEMPT_BUDGET);
+                    let endpoint = aws::errors::Endpoint::new(&sdk, "S3", ATTEMPT_BUDGET);
                     let needs = format!("s3:GetObject on arn:aws:s3:::{bucket}/{key}");
-                    let f = aws_errors::failure(&err, &needs, &endpoint);
+                    let f = aws::errors::failure(&err, &needs, &endpoint);
                     format!("{}: {}", f.stage, f.cause)
                 }
             };

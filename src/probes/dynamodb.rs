@@ -6,8 +6,8 @@
 //! of this instance's own item (`suaicloudapp-probe-<instance id>`), so instances checking at
 //! once never read back each other's writes.
 
-use super::aws_errors::{self, Built, LazyClient};
 use super::Probe;
+use crate::aws::errors::{self, Built, LazyClient};
 use crate::aws::AwsContext;
 use crate::config::{DynamoConfig, DynamoMode};
 use crate::outcome::{Details, Failure, Stage};
@@ -156,8 +156,8 @@ impl DynamoProbe {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let needs = format!("dynamodb:{action} on {}", self.arn(&built.region));
-        let original = || aws_errors::failure(err, &needs, &built.endpoint);
-        match aws_errors::error_code(err).as_deref() {
+        let original = || errors::failure(err, &needs, &built.endpoint);
+        match errors::error_code(err).as_deref() {
             Some(code @ ("ResourceNotFoundException" | "ValidationException")) => {
                 self.describe(built, code).await.unwrap_or_else(original)
             }
@@ -187,7 +187,7 @@ impl DynamoProbe {
         let (t, region) = (&self.table, &built.region);
         let failure = match built.client.describe_table().table_name(t).send().await {
             Ok(out) => self.judge(out.table()?)?,
-            Err(e) if aws_errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
+            Err(e) if errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
                 Failure::new(
                     Stage::Query,
                     format!(

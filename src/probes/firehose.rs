@@ -1,8 +1,8 @@
 //! `/firehose`: DescribeDeliveryStream (least privilege: `firehose:DescribeDeliveryStream`).
 //! `ACTIVE` is OK; otherwise the status and the failure description AWS gives.
 
-use super::aws_errors::{self, LazyClient};
 use super::Probe;
+use crate::aws::errors::{self, LazyClient};
 use crate::aws::AwsContext;
 use crate::config::FirehoseConfig;
 use crate::outcome::{Details, Failure, Stage};
@@ -42,7 +42,7 @@ impl FirehoseProbe {
         let s = &self.stream;
         let out = match b.client.describe_delivery_stream().delivery_stream_name(s).send().await {
             Ok(out) => out,
-            Err(e) if aws_errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
+            Err(e) if errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
                 return Err(Failure::new(
                     Stage::Query,
                     format!("delivery stream {s} does not exist in region {}: check [firehose] delivery_stream and [aws] region", b.region),
@@ -50,7 +50,7 @@ impl FirehoseProbe {
             }
             Err(e) => {
                 let arn = format!("arn:aws:firehose:{}:*:deliverystream/{s}", b.region);
-                return Err(aws_errors::failure(&e, &format!("firehose:DescribeDeliveryStream on {arn}"), &b.endpoint));
+                return Err(errors::failure(&e, &format!("firehose:DescribeDeliveryStream on {arn}"), &b.endpoint));
             }
         };
         let d = out.delivery_stream_description();

@@ -4,11 +4,11 @@
 //! SECURITY: the URL's userinfo and query values are secrets ([`SecretUrl`]); every message and
 //! the target show the redacted form, and a `user:pass@` is sent as HTTP Basic credentials.
 
-use super::tls::{self, Cause, Verify};
 use super::Probe;
 use crate::config::{HttpCheck, HttpMethod};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::{redact_url, SecretUrl};
+use crate::tls::{self, Cause, Verify};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 use http_body_util::{BodyExt, Empty, Limited};

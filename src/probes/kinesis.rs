@@ -1,8 +1,8 @@
 //! `/kinesis`: DescribeStreamSummary (least privilege: `kinesis:DescribeStreamSummary`).
 //! `ACTIVE` with at least one open shard is OK; `mode = "write"` adds a small PutRecord.
 
-use super::aws_errors::{self, LazyClient};
 use super::Probe;
+use crate::aws::errors::{self, LazyClient};
 use crate::aws::AwsContext;
 use crate::config::{KinesisConfig, ProbeMode};
 use crate::outcome::{Details, Failure, Stage};
@@ -46,13 +46,13 @@ impl KinesisProbe {
         let arn = format!("arn:aws:kinesis:{}:*:stream/{s}", b.region);
         let out = match b.client.describe_stream_summary().stream_name(s).send().await {
             Ok(out) => out,
-            Err(e) if aws_errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
+            Err(e) if errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
                 return Err(Failure::new(
                     Stage::Query,
                     format!("stream {s} does not exist in region {}: check [kinesis] stream and [aws] region", b.region),
                 ))
             }
-            Err(e) => return Err(aws_errors::failure(&e, &format!("kinesis:DescribeStreamSummary on {arn}"), &b.endpoint)),
+            Err(e) => return Err(errors::failure(&e, &format!("kinesis:DescribeStreamSummary on {arn}"), &b.endpoint)),
         };
         let summary = out.stream_description_summary();
         let status = summary
@@ -81,7 +81,7 @@ impl KinesisProbe {
                 .send()
                 .await;
             if let Err(e) = put {
-                return Err(aws_errors::failure(
+                return Err(errors::failure(
                     &e,
                     &format!("kinesis:PutRecord on {arn}"),
                     &b.endpoint,

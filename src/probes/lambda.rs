@@ -1,8 +1,8 @@
 //! `/lambda`: GetFunctionConfiguration (least privilege: `lambda:GetFunctionConfiguration`).
 //! OK when `State` is `Active` and `LastUpdateStatus` is `Successful`; otherwise both, with reasons.
 
-use super::aws_errors::{self, LazyClient};
 use super::Probe;
+use crate::aws::errors::{self, LazyClient};
 use crate::aws::AwsContext;
 use crate::config::LambdaConfig;
 use crate::outcome::{Details, Failure, Stage};
@@ -42,7 +42,7 @@ impl LambdaProbe {
         let f = &self.function;
         let out = match b.client.get_function_configuration().function_name(f).send().await {
             Ok(out) => out,
-            Err(e) if aws_errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
+            Err(e) if errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
                 return Err(Failure::new(
                     Stage::Query,
                     format!("function {f} does not exist in region {}: check [lambda] function and [aws] region", b.region),
@@ -50,7 +50,7 @@ impl LambdaProbe {
             }
             Err(e) => {
                 let arn = format!("arn:aws:lambda:{}:*:function:{f}", b.region);
-                return Err(aws_errors::failure(&e, &format!("lambda:GetFunctionConfiguration on {arn}"), &b.endpoint));
+                return Err(errors::failure(&e, &format!("lambda:GetFunctionConfiguration on {arn}"), &b.endpoint));
             }
         };
         let state = out

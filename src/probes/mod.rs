@@ -5,7 +5,6 @@
 //! the registry, `config show`, `[health] ready`, the secrets taken from the environment and
 //! the CLI help all read that table.
 
-pub mod aws_errors;
 pub mod dynamodb;
 #[cfg(feature = "firehose")]
 pub mod firehose;
@@ -23,7 +22,6 @@ pub mod runner;
 pub mod s3;
 #[cfg(feature = "sns")]
 pub mod sns;
-pub mod tls;
 
 use crate::aws::AwsContext;
 use crate::config::{

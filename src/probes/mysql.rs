@@ -8,10 +8,10 @@
 //! `preferred` default encrypts but trusts any certificate) or `tls=off`. mysql_async keeps
 //! its stream's `is_secure` private, so the server's own `Ssl_cipher` for the session says it.
 
-use super::tls::{self, Cause};
 use super::Probe;
 use crate::config::{DatabaseConfig, MysqlTls};
 use crate::outcome::{Details, Failure, Stage};
+use crate::tls::{self, Cause};
 use futures_util::future::{BoxFuture, FutureExt};
 use mysql_async::prelude::Queryable;
 use mysql_async::{

@@ -8,10 +8,10 @@
 //! say whether `prefer` ended up encrypted, so the server's `pg_stat_ssl` row for the session
 //! does, in the same round trip as `SELECT 1`.
 
-use super::tls::{self, Cause, Verify};
 use super::Probe;
 use crate::config::{PgSslMode, PostgresConfig};
 use crate::outcome::{Details, Failure, Stage};
+use crate::tls::{self, Cause, Verify};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use futures_util::future::{BoxFuture, FutureExt};
 use std::time::Duration;

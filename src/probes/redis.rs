@@ -5,11 +5,11 @@
 //! itself; a cluster connection that errors or outlives the budget is dropped and rebuilt on
 //! the next check.
 
-use super::tls::{self, Cause};
 use super::Probe;
 use crate::config::{RedisConfig, RedisMode};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
+use crate::tls::{self, Cause};
 use futures_util::future::{BoxFuture, FutureExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;

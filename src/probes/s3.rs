@@ -3,8 +3,8 @@
 //! Knows S3's answers to HeadBucket: 403 (IAM), 404 (no bucket), 301 (bucket in another
 //! region, named by the `x-amz-bucket-region` header).
 
-use super::aws_errors::{self, Built, LazyClient};
 use super::Probe;
+use crate::aws::errors::{self, Built, LazyClient};
 use crate::aws::AwsContext;
 use crate::config::S3Config;
 use crate::outcome::{Details, Failure, Stage};
@@ -73,7 +73,7 @@ impl S3Probe {
     {
         let (b, region) = (&self.bucket, built.region.as_str());
         let Some(raw) = err.raw_response() else {
-            return aws_errors::failure(err, &self.needs(), &built.endpoint);
+            return errors::failure(err, &self.needs(), &built.endpoint);
         };
         let other_region = raw
             .headers()
@@ -90,7 +90,7 @@ impl S3Probe {
                 Stage::Request,
                 format!("no such bucket {b} (as seen from region {region}): check [s3] bucket"),
             ),
-            _ => aws_errors::failure(err, &self.needs(), &built.endpoint),
+            _ => errors::failure(err, &self.needs(), &built.endpoint),
         }
     }
 
@@ -106,13 +106,13 @@ impl S3Probe {
             .send()
             .await;
         let code = match &probe {
-            Err(e) => aws_errors::error_code(e),
+            Err(e) => errors::error_code(e),
             Ok(_) => None,
         };
         match (&probe, code.as_deref()) {
             // A code that is not a denial (bad keys, clock skew...) says more than "denied".
-            (Err(e), Some(c)) if !aws_errors::is_denied(c) => {
-                aws_errors::failure(e, &self.needs(), &built.endpoint)
+            (Err(e), Some(c)) if !errors::is_denied(c) => {
+                errors::failure(e, &self.needs(), &built.endpoint)
             }
             _ => Failure::new(
                 Stage::Auth,

@@ -2,8 +2,8 @@
 //! The ARN names the topic's region and account, so the client goes to that region and every
 //! message says which region and account it looked in.
 
-use super::aws_errors::{self, LazyClient};
 use super::Probe;
+use crate::aws::errors::{self, LazyClient};
 use crate::aws::AwsContext;
 use crate::config::{SnsConfig, TopicArn};
 use crate::outcome::{Details, Failure, Stage};
@@ -60,7 +60,7 @@ impl SnsProbe {
             }
             Err(e)
                 if matches!(
-                    aws_errors::error_code(&e).as_deref(),
+                    errors::error_code(&e).as_deref(),
                     Some("NotFound" | "NotFoundException")
                 ) =>
             {
@@ -73,7 +73,7 @@ impl SnsProbe {
                 ))
             }
             Err(e) => {
-                let f = aws_errors::failure(
+                let f = errors::failure(
                     &e,
                     &format!("sns:GetTopicAttributes on {}", self.arn),
                     &b.endpoint,

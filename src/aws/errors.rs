@@ -2,12 +2,12 @@
 //!
 //! Every AWS probe (and the `s3://` config source) turns an `SdkError` into a staged
 //! [`Failure`] here: the SDK's typed variants and AWS's error codes first, the error chain's
-//! text last (see [`super::tls::Cause`]). [`LazyClient`] builds a probe's service client once,
+//! text last (see [`crate::tls::Cause`]). [`LazyClient`] builds a probe's service client once,
 //! on its first check, from the shared SDK config of [`crate::aws`].
 
-use super::tls::{chain_text, Cause};
-use crate::aws::{timeouts, AwsContext};
+use super::{timeouts, AwsContext};
 use crate::outcome::{Failure, Stage};
+use crate::tls::{chain_text, Cause};
 use aws_config::timeout::TimeoutConfig;
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::http::HttpResponse;

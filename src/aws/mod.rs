@@ -2,8 +2,10 @@
 //! credentials chain), the HTTPS client every AWS call uses, and explicit timeouts.
 //!
 //! Loaded lazily on the first AWS probe, so start-up never waits for instance metadata, and
-//! shared by every AWS client. What an SDK error means for an operator is read next to the
-//! probes, in `probes::aws_errors`; this module knows nothing of probes or their failures.
+//! shared by every AWS client. What an SDK error means for an operator (and the lazy client
+//! every AWS probe builds) is [`errors`]; this module knows nothing of probes.
+
+pub mod errors;
 
 use crate::config::AwsConfig;
 use aws_config::retry::RetryConfig;
