@@ -3,11 +3,12 @@
 //!
 //! Loaded lazily on the first AWS probe, so start-up never waits for instance metadata, and
 //! shared by every AWS client. What an SDK error means for an operator (and the lazy client
-//! every AWS probe builds) is [`errors`]; this module knows nothing of probes.
+//! every AWS probe builds) is [`errors`]. This module imports only [`crate::outcome`] and
+//! [`crate::tls`]: it knows nothing of the config file or of probes; the caller hands it the
+//! `[aws]` settings as plain values.
 
 pub mod errors;
 
-use crate::config::AwsConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -17,15 +18,25 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-/// The `[aws]` section plus the SDK config built from it on first use.
+/// The settings the shared SDK config is built from: the config file's `[aws]` section, as
+/// plain values, so this module does not depend on the config schema.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// The region; unset means the SDK's chain (`AWS_REGION`, instance metadata).
+    pub region: Option<String>,
+    /// An endpoint override (emulators such as moto); unset means `AWS_ENDPOINT_URL` or AWS.
+    pub endpoint_url: Option<String>,
+}
+
+/// The `[aws]` settings plus the SDK config built from them on first use.
 pub struct AwsContext {
-    settings: AwsConfig,
+    settings: AwsSettings,
     sdk: OnceCell<SdkConfig>,
 }
 
 impl AwsContext {
     /// Remembers the settings; nothing is loaded until [`AwsContext::sdk`] is awaited.
-    pub fn new(settings: AwsConfig) -> AwsContext {
+    pub fn new(settings: AwsSettings) -> AwsContext {
         AwsContext {
             settings,
             sdk: OnceCell::new(),

@@ -23,7 +23,7 @@ pub mod s3;
 #[cfg(feature = "sns")]
 pub mod sns;
 
-use crate::aws::AwsContext;
+use crate::aws::{AwsContext, AwsSettings};
 use crate::config::{
     Config, ConfigError, DatabaseConfig, LogsConfig, Millis, RedisConfig, SecretEnv,
 };
@@ -304,7 +304,10 @@ impl Registry {
     pub fn build(config: &Config, metrics: Arc<Metrics>) -> Registry {
         let context = BuildContext {
             default_timeout: config.probes.timeout_ms,
-            aws: Arc::new(AwsContext::new(config.aws.clone())),
+            aws: Arc::new(AwsContext::new(AwsSettings {
+                region: config.aws.region.clone(),
+                endpoint_url: config.aws.endpoint_url.clone(),
+            })),
         };
         let cache = Duration::from_millis(config.probes.cache_ms);
         let mut r = Registry {
