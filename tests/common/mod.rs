@@ -438,12 +438,7 @@ impl PythonServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn python3");
-        assert!(
-            eventually(Duration::from_secs(10), || {
-                TcpStream::connect(("127.0.0.1", port)).is_ok()
-            }),
-            "the Python server did not listen on {port}"
-        );
+        await_listening(port, Duration::from_secs(10), "the Python server");
         PythonServer { port, child }
     }
 }
@@ -465,6 +460,15 @@ pub fn closed_port() -> u16 {
 /// over 63 bytes is refused by the resolver library before any query is sent.
 pub fn unresolvable_host() -> String {
     format!("{}.invalid", "x".repeat(70))
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`, failing the test
+/// after `limit` with `what` named.
+pub fn await_listening(port: u16, limit: Duration, what: &str) {
+    assert!(
+        eventually(limit, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "{what} did not listen on {port} within {limit:?}"
+    );
 }
 
 /// Polls `f` until it returns true or `limit` passes; returns whether it did.

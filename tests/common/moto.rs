@@ -2,7 +2,7 @@
 //! port, without disturbing the shared one. moto keeps its data in memory: a restarted server
 //! is empty until the test puts its bucket and objects back.
 
-use super::{closed_port, env_var, eventually};
+use super::{await_listening, closed_port, env_var};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -39,15 +39,7 @@ impl OwnMoto {
             .spawn()
             .expect("spawn moto_server");
         self.child = Some(child);
-        let port = self.port;
-        assert!(
-            eventually(Duration::from_secs(30), || std::net::TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "own moto_server did not listen on {port}"
-        );
+        await_listening(self.port, Duration::from_secs(30), "own moto_server");
     }
 
     /// Stops it; connections to its port are refused from now on.

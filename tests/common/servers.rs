@@ -1,7 +1,7 @@
 //! Private MariaDB and Redis servers a test may stop, start, pause and flood without
 //! disturbing the shared test environment.
 
-use super::{closed_port, env_var, eventually, scratch_dir};
+use super::{await_listening, closed_port, env_var, eventually, scratch_dir};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -54,15 +54,7 @@ impl OwnMariaDb {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let port = self.port;
-        assert!(
-            eventually(Duration::from_secs(30), || std::net::TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "own mariadbd did not come up"
-        );
+        await_listening(self.port, Duration::from_secs(30), "own mariadbd");
     }
 
     /// The mysql client over this server's socket, as root; returns stdout.
