@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 const BUCKET: &str = "last-good";
 const KEY: &str = "app/config.toml";
 
-/// Starts the binary on `s3://last-good/app/config.toml` with `state` as its state directory,
-/// a 1 s boot deadline and background fetches at most 1 s apart.
-fn boot(name: &str, moto: &OwnMoto, state: &Path) -> Starting {
+/// Starts the binary on `s3://last-good/app/config.toml` at the S3 endpoint `s3_url`, with
+/// `state` as its state directory, a 1 s boot deadline and background fetches at most 1 s apart.
+fn boot(name: &str, s3_url: &str, state: &Path) -> Starting {
     Starting::spawn(
         name,
         None,
@@ -30,7 +30,7 @@ fn boot(name: &str, moto: &OwnMoto, state: &Path) -> Starting {
             "--config-retry-max-secs",
             "1",
         ],
-        &[("AWS_ENDPOINT_URL", &moto.url())],
+        &[("AWS_ENDPOINT_URL", s3_url)],
     )
 }
 
@@ -62,7 +62,7 @@ fn a_boot_without_s3_serves_the_last_good_copy_until_s3_has_a_good_object() {
     let first_etag = moto.put(BUCKET, KEY, &first);
 
     // 1. A boot with S3 up: served from S3, kept in the state directory.
-    let app = boot("last-good-1", &moto, &state).wait_listening(Duration::from_secs(20));
+    let app = boot("last-good-1", &moto.url(), &state).wait_listening(Duration::from_secs(20));
     let src = config_source(&app);
     assert_eq!(src["kind"], "s3", "{src}");
     assert_eq!(src["etag"], first_etag.as_str(), "{src}");
@@ -72,7 +72,7 @@ fn a_boot_without_s3_serves_the_last_good_copy_until_s3_has_a_good_object() {
 
     // 2. A boot with S3 down: the copy, saying so, with its ETag and age.
     moto.stop();
-    let app = boot("last-good-2", &moto, &state).wait_listening(Duration::from_secs(20));
+    let app = boot("last-good-2", &moto.url(), &state).wait_listening(Duration::from_secs(20));
     assert!(
         app.stderr()
             .contains("serving the last known good config; fetching S3's in the background"),
@@ -133,7 +133,7 @@ fn a_boot_without_s3_serves_the_last_good_copy_until_s3_has_a_good_object() {
 
     // 5. A boot while S3 holds a malformed object: the good copy, not a crash loop.
     moto.put(BUCKET, KEY, "not = [toml\n");
-    let app = boot("last-good-3", &moto, &state).wait_listening(Duration::from_secs(20));
+    let app = boot("last-good-3", &moto.url(), &state).wait_listening(Duration::from_secs(20));
     let src = config_source(&app);
     assert_eq!(src["kind"], "cached_copy", "{src}");
     assert_eq!(src["etag"], second_etag.as_str(), "{src}");
@@ -146,19 +146,7 @@ fn without_a_copy_a_boot_without_s3_still_fails() {
     // Nothing listens there: S3 is down, and no earlier boot left a copy.
     let moto_url = format!("http://127.0.0.1:{}", closed_port());
     let state = scratch_dir("last-good-none");
-    let starting = Starting::spawn(
-        "last-good-none",
-        None,
-        &[
-            "--config",
-            &format!("s3://{BUCKET}/{KEY}"),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--config-deadline-secs",
-            "1",
-        ],
-        &[("AWS_ENDPOINT_URL", &moto_url)],
-    );
+    let starting = boot("last-good-none", &moto_url, &state);
     // The exit path's message (the fallback would have logged "serving the last known ...").
     starting.wait_stderr(Duration::from_secs(20), |e| {
         e.contains("error: s3://last-good/app/config.toml: cannot read the config: gave up after")
