@@ -3,8 +3,9 @@
 //! SIGTERM drain). What each page answers is the server's; what a probe checks is the probes'.
 
 use crate::cli::{Cli, Command, ConfigAction};
-use crate::config::{self, Config, ConfigError, ConfigSource, FetchOptions, Loaded};
-use crate::{check, healthcheck, identity, logs, probes, refetch, server, watchdog, EXIT_CONFIG};
+use crate::config::{Config, ConfigError};
+use crate::load::{last_good, refetch, ConfigSource, Copies, FetchOptions, Loaded, Loader};
+use crate::{check, healthcheck, identity, logs, probes, server, watchdog, EXIT_CONFIG};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use sd_notify::NotifyState;
@@ -74,49 +75,59 @@ pub(crate) fn no_huge_pages() {
     }
 }
 
-/// Runs one command once the runtime and logging are up: the ones that need no config first,
-/// then the config is loaded (or its last known good copy, when serving) for the rest.
-pub(crate) async fn run_command(mut cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {
-    // Before the config: a container's health command must not depend on it.
-    let command = match cli.command.take() {
-        Some(Command::Healthcheck { url, timeout_ms }) => {
+/// What a command does once its config is loaded. `healthcheck` is not here: it reads no
+/// config, so [`run_command`] answers it before any loading.
+enum WithConfig {
+    Serve,
+    Check(Vec<String>),
+    Config(ConfigAction),
+}
+
+/// Runs one command once the runtime and logging are up: the one that needs no config first,
+/// then the config is loaded for the rest. Only `serve` keeps the last known good copy of an
+/// s3:// config and falls back on it; `check` and `config` report S3's answer.
+pub(crate) async fn run_command(cli: Cli, logs: &Arc<logs::LogHandle>) -> ExitCode {
+    let opts = fetch_options(&cli);
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        // Before the config: a container's health command must not depend on it.
+        Command::Healthcheck { url, timeout_ms } => {
             return healthcheck::run(&url, Duration::from_millis(timeout_ms)).await;
         }
-        other => other.unwrap_or(Command::Serve),
+        Command::Serve => WithConfig::Serve,
+        Command::Check { backends } => WithConfig::Check(backends),
+        Command::Config { action } => WithConfig::Config(action),
     };
     let source = match ConfigSource::parse(&cli.config) {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
     };
-    let opts = fetch_options(&cli);
-    let serving = matches!(cli.command, None | Some(Command::Serve));
-    let (config, loaded) = match load(&source, &opts).await {
-        Ok(pair) => pair,
-        // Serving the previous good config beats serving nothing: an instance that cannot
-        // start would be replaced by one that cannot either, for as long as S3 is out.
-        Err(e) => match serving
-            .then(|| config::last_good::fallback(&source, &opts, &e))
-            .flatten()
-            .and_then(prepared)
-        {
-            Some(pair) => {
-                error!("{e}");
-                warn!(
-                    source = %source,
-                    copy = %pair.1.copy.as_deref().unwrap_or(std::path::Path::new("-")).display(),
-                    etag = pair.1.etag.as_deref().unwrap_or("-"),
-                    "serving the last known good config; fetching S3's in the background"
-                );
-                pair
-            }
-            None => return config_failure(&e),
+    let serving = matches!(command, WithConfig::Serve);
+    let loader = Loader {
+        source,
+        opts: FetchOptions {
+            state_dir: opts.state_dir.filter(|_| serving),
+            ..opts
         },
+        copies: if serving {
+            Copies::Keep
+        } else {
+            Copies::Ignore
+        },
+        complete,
+    };
+    let loaded = if serving {
+        loader.boot().await
+    } else {
+        loader.load().await
+    };
+    let (config, loaded) = match loaded {
+        Ok(pair) => pair,
+        Err(e) => return config_failure(&e),
     };
     let result = match command {
-        Command::Serve => serve(config, loaded, source, opts, logs.clone()).await,
-        Command::Check { backends } => check::run(config, &backends).await,
-        Command::Healthcheck { .. } => Ok(ExitCode::SUCCESS),
-        Command::Config { action } => {
+        WithConfig::Serve => serve(config, loaded, loader, logs.clone()).await,
+        WithConfig::Check(backends) => check::run(config, &backends).await,
+        WithConfig::Config(action) => {
             match action {
                 ConfigAction::Validate => println!("{}: ok", loaded.origin),
                 ConfigAction::Show => print!(
@@ -135,29 +146,18 @@ pub(crate) async fn run_command(mut cli: Cli, logs: &Arc<logs::LogHandle>) -> Ex
     })
 }
 
-/// The last known good copy completed like a fetched config; `None` (with the reason logged)
-/// when it no longer passes.
-fn prepared((mut config, loaded): (Config, Loaded)) -> Option<(Config, Loaded)> {
-    match probes::prepare(&mut config, &loaded.origin, |k| std::env::var(k).ok()) {
-        Ok(()) => Some((config, loaded)),
-        Err(e) => {
-            error!("the last known good config is not valid either: {e}");
-            None
-        }
-    }
+/// What the registry adds to every parsed config: secrets from the environment, `[health]`
+/// names checked against the configured sections.
+fn complete(config: &mut Config, origin: &str) -> Result<(), ConfigError> {
+    probes::prepare(config, origin, |k| std::env::var(k).ok())
 }
 
 /// How an s3:// config is fetched, from the command line and the environment.
 fn fetch_options(cli: &Cli) -> FetchOptions {
-    let state_dir = cli
-        .state_dir
-        .clone()
-        .or_else(|| std::env::var_os("STATE_DIRECTORY").map(Into::into))
-        .or_else(|| Some(".".into()));
     FetchOptions {
         region: cli.region.clone(),
         deadline: Duration::from_secs(cli.config_deadline_secs),
-        state_dir,
+        state_dir: cli.state_dir.clone().or_else(last_good::default_dir),
         retry_max: Duration::from_secs(cli.config_retry_max_secs),
     }
 }
@@ -168,9 +168,6 @@ fn describe(loaded: &Loaded) -> String {
     if let Some(etag) = &loaded.etag {
         out.push_str(&format!("# etag {etag}\n"));
     }
-    if let Some(copy) = &loaded.copy {
-        out.push_str(&format!("# fetched copy kept at {}\n", copy.display()));
-    }
     out
 }
 
@@ -178,20 +175,6 @@ fn describe(loaded: &Loaded) -> String {
 fn config_failure(e: &ConfigError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(EXIT_CONFIG)
-}
-
-/// Fetches, parses and validates the config, then lets the registry complete it (secrets from
-/// the environment, `[health]` names).
-pub async fn load(
-    source: &ConfigSource,
-    opts: &FetchOptions,
-) -> Result<(Config, Loaded), ConfigError> {
-    let mut loaded = source.fetch(opts).await?;
-    let mut config = Config::parse(&loaded.text, &loaded.origin)?;
-    probes::prepare(&mut config, &loaded.origin, |k| std::env::var(k).ok())?;
-    // Only a config that parsed and validated becomes the last known good copy.
-    loaded.copy = config::last_good::keep(source, opts, &loaded);
-    Ok((config, loaded))
 }
 
 /// The signals the server reacts to, registered before READY so none is missed.
@@ -218,8 +201,7 @@ impl Signals {
 async fn serve(
     config: Config,
     loaded: Loaded,
-    source: ConfigSource,
-    opts: FetchOptions,
+    loader: Loader,
     logs: Arc<logs::LogHandle>,
 ) -> anyhow::Result<ExitCode> {
     logs.attach(&config.logs)?;
@@ -254,21 +236,13 @@ async fn serve(
         let (state, logs, running) = (state.clone(), logs.clone(), config.clone());
         let serving = state.clone();
         tokio::spawn(refetch::until_fetched(
-            source.clone(),
-            opts.clone(),
+            loader.clone(),
             fallback.attempts.clone(),
             move || serving.load().fallback.is_some(),
             move |config, loaded| swap_in(&config, &loaded, &state, &logs, &running),
         ))
     });
-    let reloader = tokio::spawn(reload_on_hup(
-        hup,
-        source,
-        opts,
-        state.clone(),
-        logs,
-        config,
-    ));
+    let reloader = tokio::spawn(reload_on_hup(hup, loader, state.clone(), logs, config));
     server::serve(listener, state, shutdown_signal(term, int)).await;
     reloader.abort();
     reopener.abort();
@@ -289,16 +263,15 @@ fn notify(state: NotifyState<'_>) {
 /// Re-reads the config on each SIGHUP and swaps it in whole; a bad one is logged and ignored.
 async fn reload_on_hup(
     mut hup: Signal,
-    source: ConfigSource,
-    opts: FetchOptions,
+    loader: Loader,
     state: Arc<ArcSwap<server::App>>,
     logs: Arc<logs::LogHandle>,
     running: Config,
 ) {
     while hup.recv().await.is_some() {
-        info!(source = %source, "SIGHUP: reloading the config");
+        info!(source = %loader.source, "SIGHUP: reloading the config");
         notify(NotifyState::Reloading);
-        match load(&source, &opts).await {
+        match loader.load().await {
             Ok((config, loaded)) => swap_in(&config, &loaded, &state, &logs, &running),
             Err(e) => error!("config reload rejected, keeping the running config: {e}"),
         }

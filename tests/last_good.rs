@@ -43,7 +43,7 @@ fn config_source(app: &App) -> serde_json::Value {
 
 /// The kept copy's text, after checking it is private (it may hold passwords).
 fn kept_copy(state: &Path) -> String {
-    let path = state.join("config.toml");
+    let path = state.join("last-good.toml");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{}", path.display());
     std::fs::read_to_string(path).unwrap()
@@ -151,5 +151,142 @@ fn without_a_copy_a_boot_without_s3_still_fails() {
     starting.wait_stderr(Duration::from_secs(20), |e| {
         e.contains("error: s3://last-good/app/config.toml: cannot read the config: gave up after")
     });
-    assert!(!state.join("config.toml").exists());
+    assert!(!state.join("last-good.toml").exists());
+}
+
+/// Runs one command of the binary in `dir` against `s3://last-good/app/config.toml` at
+/// `s3_url`, with the default state directory unless `args` names one.
+fn command_in(dir: &Path, s3_url: &str, args: &[&str]) -> std::process::Output {
+    app_command()
+        .current_dir(dir)
+        .args(["--config", &format!("s3://{BUCKET}/{KEY}")])
+        .args(args)
+        .env("AWS_ENDPOINT_URL", s3_url)
+        .output()
+        .expect("run the binary")
+}
+
+/// A config whose one backend is moto's S3 at `s3_url`, so `check` has something to probe.
+fn s3_config(s3_url: &str) -> String {
+    format!(
+        "{}[aws]\nendpoint_url = \"{s3_url}\"\n[s3]\nbucket = \"{BUCKET}\"\n",
+        server_section()
+    )
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_users_own_config_toml_survives_every_command_against_s3_byte_for_byte() {
+    let moto = OwnMoto::start();
+    moto.put(BUCKET, KEY, &s3_config(&moto.url()));
+    let dir = scratch_dir("last-good-users-dir");
+    let own = "# my own config, by hand\n[server]\nport = 1\n";
+    std::fs::write(dir.join("config.toml"), own).unwrap();
+    let commands: [&[&str]; 3] = [&["config", "validate"], &["config", "show"], &["check"]];
+    for args in commands {
+        // With the default state directory, and with one that is the working directory.
+        for extra in [&[][..], &["--state-dir", "."][..]] {
+            let all: Vec<&str> = extra.iter().chain(args).copied().collect();
+            let out = command_in(&dir, &moto.url(), &all);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{all:?}: {stderr}");
+            assert_eq!(
+                std::fs::read_to_string(dir.join("config.toml")).unwrap(),
+                own,
+                "{all:?}"
+            );
+            assert_eq!(file_names(&dir), ["config.toml"], "{all:?} wrote beside it");
+        }
+    }
+    // `config show` says where the config came from, and keeps no copy to name.
+    let out = command_in(&dir, &moto.url(), &["config", "show"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.starts_with(&format!("# effective config from s3://{BUCKET}/{KEY}\n")),
+        "{shown}"
+    );
+    assert!(!shown.contains("copy"), "{shown}");
+}
+
+#[test]
+fn with_s3_down_check_and_config_exit_2_with_s3s_cause_while_serve_boots_on_the_copy() {
+    let mut moto = OwnMoto::start();
+    let state = scratch_dir("last-good-no-fallback");
+    let good = s3_config(&moto.url());
+    moto.put(BUCKET, KEY, &good);
+    // A good boot keeps the copy; only `serve` does.
+    drop(boot("last-good-keeps", &moto.url(), &state).wait_listening(Duration::from_secs(20)));
+    assert_eq!(kept_copy(&state), good);
+    moto.stop();
+
+    let state_arg = state.to_str().unwrap();
+    let commands: [&[&str]; 3] = [&["config", "validate"], &["config", "show"], &["check"]];
+    for args in commands {
+        let mut all = vec!["--state-dir", state_arg, "--config-deadline-secs", "1"];
+        all.extend_from_slice(args);
+        let out = command_in(&state, &moto.url(), &all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "error: s3://{BUCKET}/{KEY}: cannot read the config: gave up after"
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("last known good"),
+            "{args:?} fell back: {stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} printed a config: {:?}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        kept_copy(&state),
+        good,
+        "a command other than serve touched the copy"
+    );
+
+    // `serve` still boots on the copy.
+    let app = boot("last-good-serves", &moto.url(), &state).wait_listening(Duration::from_secs(20));
+    assert_eq!(config_source(&app)["kind"], "cached_copy");
+}
+
+#[test]
+fn a_state_directory_file_it_did_not_write_is_neither_replaced_nor_served() {
+    let mut moto = OwnMoto::start();
+    let state = scratch_dir("last-good-not-ours");
+    let theirs = format!("# put here by hand\n{}", good_config(7));
+    std::fs::write(state.join("last-good.toml"), &theirs).unwrap();
+    let good = good_config(8);
+    moto.put(BUCKET, KEY, &good);
+    let app =
+        boot("last-good-not-ours-1", &moto.url(), &state).wait_listening(Duration::from_secs(20));
+    app.wait_stderr(Duration::from_secs(5), |e| {
+        e.contains("cannot keep a copy of the fetched config")
+            && e.contains("was not written by suaicloudapp")
+    });
+    drop(app);
+    assert_eq!(
+        std::fs::read_to_string(state.join("last-good.toml")).unwrap(),
+        theirs
+    );
+    // With S3 down, that file is not served either: the boot fails with S3's cause.
+    moto.stop();
+    boot("last-good-not-ours-2", &moto.url(), &state).wait_stderr(Duration::from_secs(20), |e| {
+        e.contains("cannot read the last known good config")
+            && e.contains(
+                "error: s3://last-good/app/config.toml: cannot read the config: gave up after",
+            )
+    });
 }

@@ -2,13 +2,12 @@
 //!
 //! Owns parsing, defaults, validation and environment overrides. Every key added beyond the
 //! seed schema has a default, so the seed file keeps working unchanged. Bad input becomes a
-//! [`ConfigError`] naming the file, line and column; this module never starts anything.
+//! [`ConfigError`] naming the file, line and column. This module never starts anything and
+//! reads no file or bucket: where the text comes from is [`crate::load`]'s.
 
 pub mod auth;
 mod error;
 pub mod health;
-pub mod last_good;
-pub mod source;
 mod values;
 
 use crate::secret::{Secret, SecretUrl};
@@ -19,7 +18,6 @@ use std::path::PathBuf;
 pub use auth::AuthConfig;
 pub use error::ConfigError;
 pub use health::HealthConfig;
-pub use source::{ConfigSource, FetchOptions, Loaded};
 pub use values::{
     Count, DeliveryStreamName, FunctionName, Host, Millis, Name, PageName, Port, StreamName,
     TopicArn,

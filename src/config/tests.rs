@@ -142,22 +142,6 @@ fn seed_password_never_shown() {
 }
 
 #[test]
-fn source_parses_s3_urls() {
-    assert_eq!(
-        ConfigSource::parse("s3://b/k/c.toml").unwrap(),
-        ConfigSource::S3 {
-            bucket: "b".into(),
-            key: "k/c.toml".into()
-        }
-    );
-    assert!(ConfigSource::parse("s3://bucket-only").is_err());
-    assert_eq!(
-        ConfigSource::parse("./c.toml").unwrap(),
-        ConfigSource::File("./c.toml".into())
-    );
-}
-
-#[test]
 fn sns_topic_must_be_an_arn_at_load() {
     let e = err("[sns]\ntopic_arn = \"alerts\"\n");
     assert!(

@@ -84,11 +84,41 @@ fn identity_block(app: &App) -> String {
         "<dl id=\"identity\">{who}<dt>Zone</dt><dd>{}</dd><dt>Region</dt><dd>{}</dd>\
          <dt>Version</dt><dd>{}</dd><dt>Config</dt><dd>{}</dd><dt>ETag</dt><dd>{}</dd></dl>",
         field(id.map(|i| &i.availability_zone)),
-        field(id.map(|i| &i.region)),
+        esc(&region(
+            app.region.as_deref(),
+            id.map(|i| i.region.as_str()),
+            |k| { std::env::var(k).ok() }
+        )),
         env!("CARGO_PKG_VERSION"),
         super::config_source::html(app),
         field(app.etag.as_ref()),
     )
+}
+
+/// The region the AWS probes use and where it comes from, in the order the SDK's settings win:
+/// the config's `[aws] region`, then the environment, then instance metadata. A config that
+/// names another region than the instance's says so: that is where its calls go.
+fn region(
+    configured: Option<&str>,
+    instance: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> String {
+    if let Some(r) = configured {
+        return match instance {
+            Some(i) if i != r => format!("{r} ([aws] region; this instance is in {i})"),
+            _ => format!("{r} ([aws] region)"),
+        };
+    }
+    let from_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find_map(|k| {
+            env(k)
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{v} ({k})"))
+        });
+    from_env
+        .or_else(|| instance.map(|i| format!("{i} (instance metadata)")))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn row(o: &Outcome) -> String {
@@ -169,3 +199,35 @@ const s=Math.max(0,Math.round((Date.now()-Number(t.dataset.epochMs))/1000));\
 t.textContent=s+' s ago';t.title=t.getAttribute('datetime');}\
 document.body.dataset.rendered='yes';\
 </script>";
+
+#[cfg(test)]
+mod tests {
+    use super::region;
+
+    #[test]
+    fn the_region_row_names_the_region_the_probes_use_and_where_it_comes_from() {
+        let no_env = |_: &str| None;
+        let env = |k: &str| (k == "AWS_DEFAULT_REGION").then(|| "eu-north-1".to_string());
+        assert_eq!(
+            region(Some("us-east-1"), None, no_env),
+            "us-east-1 ([aws] region)"
+        );
+        assert_eq!(
+            region(Some("us-east-1"), Some("us-east-1"), env),
+            "us-east-1 ([aws] region)"
+        );
+        assert_eq!(
+            region(Some("us-east-1"), Some("eu-west-1"), no_env),
+            "us-east-1 ([aws] region; this instance is in eu-west-1)"
+        );
+        assert_eq!(
+            region(None, Some("eu-west-1"), env),
+            "eu-north-1 (AWS_DEFAULT_REGION)"
+        );
+        assert_eq!(
+            region(None, Some("eu-west-1"), no_env),
+            "eu-west-1 (instance metadata)"
+        );
+        assert_eq!(region(None, None, no_env), "-");
+    }
+}

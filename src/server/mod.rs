@@ -12,8 +12,9 @@ pub mod render;
 pub mod routes;
 mod watched;
 
-use crate::config::{Config, Loaded, LogsConfig, ServerConfig};
+use crate::config::{Config, LogsConfig, ServerConfig};
 use crate::identity::SharedIdentity;
+use crate::load::Loaded;
 use crate::metrics::Metrics;
 use crate::probes::Registry;
 use arc_swap::ArcSwap;
@@ -48,8 +49,11 @@ pub struct App {
     pub etag: Option<String>,
     /// `[auth]`: ALB sign-in for the detailed pages, with its key cache.
     pub auth: Option<auth::AlbAuth>,
+    /// The region the AWS probes use when the config names one (`[aws] region`); else the
+    /// SDK's chain picks it (`AWS_REGION`, instance metadata).
+    pub region: Option<String>,
     /// Set while the config is the last known good copy, not S3's object.
-    pub fallback: Option<crate::config::last_good::Fallback>,
+    pub fallback: Option<crate::load::last_good::Fallback>,
     pub shared: Shared,
 }
 
@@ -80,6 +84,7 @@ impl App {
             origin: loaded.origin.clone(),
             etag: loaded.etag.clone(),
             auth: config.auth.as_ref().map(auth::AlbAuth::new),
+            region: config.aws.region.clone(),
             fallback: loaded.fallback.clone(),
             shared,
         }

@@ -29,11 +29,16 @@ fn health<B>(app: &App, req: &Request<B>) -> Response<Body> {
 
 /// Answers one request. Never touches a backend except through the probe runners.
 pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
+    // The listener asks `answer_now` first; a caller that did not still gets `/health`.
+    if let Some(health) = answer_now(app, req) {
+        return health;
+    }
     let path = req.uri().path();
     let name = path.strip_prefix('/').unwrap_or(path);
     let page = match name {
         "" => Page::Dashboard,
-        "health" => Page::Health,
+        // `answer_now` took GET and HEAD: what is left is a method /health refuses.
+        "health" => return method_not_allowed(),
         "logs" => Page::Logs,
         "metrics" => Page::Metrics,
         "ready" => Page::Ready,
@@ -44,10 +49,7 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
         },
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut resp = render::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return resp;
+        return method_not_allowed();
     }
     if let Some(auth) = &app.auth {
         if needs_sign_in(auth, &page, req) {
@@ -58,7 +60,6 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
     }
     let instance_id = app.shared.identity.get().map(Identity::service_id);
     match page {
-        Page::Health => health(app, req),
         Page::Logs => logs(app, req).await,
         Page::Metrics => metrics(app, req).await,
         Page::Ready => ready(app, req, instance_id).await,
@@ -77,9 +78,15 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
     }
 }
 
+fn method_not_allowed() -> Response<Body> {
+    let mut resp = render::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    resp
+}
+
 enum Page<'a> {
     Dashboard,
-    Health,
     Logs,
     Metrics,
     Ready,
@@ -89,14 +96,14 @@ enum Page<'a> {
 
 /// With `[auth]`, the pages that show more than `OK`: the logs, the dashboard (targets,
 /// causes, config origin), any JSON answer (its `output`) and, when asked, `/metrics`.
-/// `/health` and the plain answers of `/ready` and the probe pages stay open for the load
-/// balancer.
+/// `/health` (answered before any page) and the plain answers of `/ready` and the probe pages
+/// stay open for the load balancer.
 fn needs_sign_in<B>(auth: &super::auth::AlbAuth, page: &Page<'_>, req: &Request<B>) -> bool {
     match page {
         Page::Logs | Page::Dashboard => true,
         Page::Metrics => auth.protect_metrics,
         Page::Probe(_) | Page::Ready => negotiate(req) == Format::Json,
-        Page::Health | Page::NotConfigured(_) => false,
+        Page::NotConfigured(_) => false,
     }
 }
 

@@ -8,7 +8,8 @@
 //! replaces the copy, on disk or in memory) and the task keeps trying. It stops once the
 //! running config no longer is the copy (it swapped one in, or a SIGHUP did).
 
-use crate::config::{Config, ConfigSource, FetchOptions, Loaded};
+use super::{FetchOptions, Loaded, Loader};
+use crate::config::Config;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,29 +19,32 @@ use tracing::{info, warn};
 /// whether the config running now still is the last known good copy; `attempts` counts the
 /// fetches for the dashboard.
 pub async fn until_fetched(
-    source: ConfigSource,
-    opts: FetchOptions,
+    loader: Loader,
     attempts: Arc<AtomicU64>,
     serving_copy: impl Fn() -> bool,
     swap: impl FnOnce(Config, Loaded),
 ) {
     // One GetObject per attempt: the pacing is this loop's, not the boot fetch's.
-    let once = FetchOptions {
-        deadline: Duration::ZERO,
-        ..opts.clone()
+    let retry_max = loader.opts.retry_max;
+    let once = Loader {
+        opts: FetchOptions {
+            deadline: Duration::ZERO,
+            ..loader.opts
+        },
+        ..loader
     };
-    let mut delay = Duration::from_secs(1).min(opts.retry_max);
+    let mut delay = Duration::from_secs(1).min(retry_max);
     loop {
         // Full jitter, as at boot: a fleet that lost S3 together does not return in lockstep.
         tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
-        delay = (delay * 2).min(opts.retry_max);
+        delay = (delay * 2).min(retry_max);
         if !serving_copy() {
             return;
         }
         let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-        match crate::app::load(&source, &once).await {
+        match once.load().await {
             Ok((config, loaded)) if serving_copy() => {
-                info!(source = %source, attempt = n, "S3 is readable again: replacing the last known good copy");
+                info!(source = %once.source, attempt = n, "S3 is readable again: replacing the last known good copy");
                 swap(config, loaded);
                 return;
             }

@@ -1,4 +1,4 @@
-//! Where a config comes from: a local path today, `s3://bucket/key` at boot on EC2.
+//! Which bytes: a local path, or `s3://bucket/key` at boot on EC2.
 //!
 //! This is the one seam between "which bytes" and "what they mean": it returns text plus a
 //! description of its origin, and never parses. At boot on EC2 the S3 object may not be
@@ -7,8 +7,8 @@
 //! it when S3 cannot be read, is `last_good.rs`.
 
 use super::last_good::Fallback;
-use super::ConfigError;
 use crate::aws;
+use crate::config::ConfigError;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use std::fmt;
@@ -263,5 +263,26 @@ fn io_cause(e: &std::io::Error) -> String {
         }
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_parses_s3_urls() {
+        assert_eq!(
+            ConfigSource::parse("s3://b/k/c.toml").unwrap(),
+            ConfigSource::S3 {
+                bucket: "b".into(),
+                key: "k/c.toml".into()
+            }
+        );
+        assert!(ConfigSource::parse("s3://bucket-only").is_err());
+        assert_eq!(
+            ConfigSource::parse("./c.toml").unwrap(),
+            ConfigSource::File("./c.toml".into())
+        );
     }
 }
