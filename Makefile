@@ -1,7 +1,10 @@
 # The two commands a new user needs (see README.md):
 #   make run    test backends up, then the server on a local config that points at them
-#   make test   test backends up, then format check, clippy, the static musl build, and the
-#               whole test suite (tests/static_binary.rs and tests/packer.rs use that build)
+#   make test   the pinned Rust toolchain, test backends up, then format check, clippy, the
+#               static musl build, and the whole test suite (tests/static_binary.rs and
+#               tests/packer.rs use that build)
+#   make deps-update  move the Python pins on purpose: re-resolve scripts/requirements.lock,
+#               run make test with it, commit the lock (scripts/deps-update.sh)
 #   make static the static release binary target/x86_64-unknown-linux-musl/release/suaicloudapp
 #               (installs musl-tools, packer and the rustup target when missing)
 #   make static-aarch64  the same for Graviton: target/aarch64-unknown-linux-musl/release/...
@@ -15,10 +18,16 @@
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
 #   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
 #               (also part of `make test`, through tests/vm_rehearsal.rs)
-.PHONY: run test env env-down lint build release static static-aarch64 dist image embed bench vm-rehearsal
+.PHONY: run test env env-down lint toolchain build release static static-aarch64 dist image embed bench vm-rehearsal deps-update
 
 env:
 	scripts/test-env.sh up
+
+toolchain:
+	scripts/toolchain.sh
+
+deps-update:
+	scripts/deps-update.sh
 
 build:
 	cargo build
@@ -26,9 +35,9 @@ build:
 run: env build
 	scripts/run-local.sh
 
-lint:
+lint: toolchain
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --all-targets -- -D warnings
 
 static:
 	scripts/build-static.sh
@@ -53,9 +62,10 @@ image: static
 embed:
 	scripts/sync-embedded.sh
 
-# Prerequisites run in this order (env, lint, static, static-aarch64, image), then the tests.
-test: env lint static static-aarch64 image
-	cargo test --workspace --all-targets
+# Prerequisites run in this order (toolchain, env, lint, static, static-aarch64, image), then
+# the tests.
+test: toolchain env lint static static-aarch64 image
+	cargo test --all-targets
 
 env-down:
 	scripts/test-env.sh down

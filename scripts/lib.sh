@@ -17,6 +17,8 @@
 #                                  when PID still runs EXPECT; reaps it when it is our child
 #   port_open PORT [HOST]          something accepts TCP connections on HOST (127.0.0.1):PORT
 #   free_port                      a loopback TCP port nothing listens on (bound, then released)
+#   ensure_toolchain               install rust-toolchain.toml's toolchain, components and
+#                                  targets when missing (rustup); fail if rustc is another one
 #   ensure_rust_target TRIPLE      rustup target add when the target is missing
 #   cargo_package_version          the [package] version in Cargo.toml (cwd: the repository)
 
@@ -85,6 +87,21 @@ port_open() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+ensure_toolchain() {
+    local root want got
+    root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+    want=$(sed -n 's/^channel = "\(.*\)"/\1/p' "$root/rust-toolchain.toml")
+    [[ -n $want ]] || die "no channel in $root/rust-toolchain.toml"
+    if have rustup; then
+        # No arguments: rustup reads rust-toolchain.toml (channel, components, targets).
+        (cd "$root" && rustup toolchain install >/dev/null 2>&1) ||
+            (cd "$root" && rustup toolchain install) || die "rustup cannot install toolchain $want"
+    fi
+    got=$(cd "$root" && rustc --version | cut -d' ' -f2)
+    [[ $got == "$want" ]] || die "rustc is $got, rust-toolchain.toml pins $want"
+    say "rust toolchain $want"
 }
 
 ensure_rust_target() {

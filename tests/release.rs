@@ -3,7 +3,9 @@
 //!   SHA256SUMS that `sha256sum -c` accepts (and that catches a changed byte); run here with
 //!   `--no-build` on the binaries `make test` built first (`static`, `static-aarch64`);
 //! - .github/workflows/release.yml passes actionlint (with shellcheck on its `run:` scripts), and
-//!   actionlint does reject a planted mistake; its steps are the make targets a person runs.
+//!   actionlint does reject a planted mistake; its steps are the make targets a person runs;
+//! - the pins: the test venv holds exactly scripts/requirements.lock (and a drift is named), every
+//!   lock line carries a hash, and the toolchain that built these tests is rust-toolchain.toml's.
 
 mod common;
 use common::userdata::{repo, text};
@@ -166,4 +168,84 @@ fn release_workflow_passes_actionlint_and_runs_the_make_targets() {
         "actionlint missed it:\n{said}"
     );
     eprintln!("actionlint, twice: {:?}", started.elapsed());
+}
+
+#[test]
+fn the_test_venv_holds_exactly_the_lock_and_a_drift_is_named() {
+    let lock = repo("scripts/requirements.lock");
+    let check = |lock: &std::path::Path| {
+        Command::new(common::moto::venv_python())
+            .arg(repo("scripts/check_lock.py"))
+            .arg(lock)
+            .output()
+            .expect("run scripts/check_lock.py with the venv's python")
+    };
+    let out = check(&lock);
+    assert!(
+        out.status.success(),
+        "the venv differs from the lock (scripts/test-env.sh up rebuilds it): {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The same check against a lock whose moto pin moved names that package and fails.
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(
+        text.contains("\nmoto==5.2.5 \\\n"),
+        "moto is pinned at 5.2.5"
+    );
+    let moved = scratch_dir("lock-drift").join("requirements.lock");
+    std::fs::write(&moved, text.replace("\nmoto==5.2.5 ", "\nmoto==5.2.6 ")).unwrap();
+    let out = check(&moved);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "moto: locked 5.2.6, installed 5.2.5\n"
+    );
+}
+
+#[test]
+fn every_locked_package_has_a_hash_and_the_toolchain_is_the_pinned_one() {
+    for lock in ["scripts/requirements.lock", "scripts/deps-tools.lock"] {
+        let text = std::fs::read_to_string(repo(lock)).unwrap();
+        let pins = text.lines().filter(|l| l.contains("==")).count();
+        // A pin's hash lines follow it: "name==version \" then "    --hash=sha256:...".
+        let mut lines = text.lines().peekable();
+        let mut hashed = 0;
+        while let Some(line) = lines.next() {
+            if line.contains("==") {
+                assert!(line.ends_with(" \\"), "{lock}: {line} has no hash");
+                if lines
+                    .peek()
+                    .is_some_and(|n| n.trim_start().starts_with("--hash=sha256:"))
+                {
+                    hashed += 1;
+                }
+            }
+        }
+        assert!(pins > 0, "{lock} pins nothing");
+        assert_eq!(hashed, pins, "{lock}: every pin has its hashes");
+    }
+    let toolchain = std::fs::read_to_string(repo("rust-toolchain.toml")).unwrap();
+    let channel = toolchain
+        .lines()
+        .find_map(|l| l.strip_prefix("channel = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("a channel in rust-toolchain.toml");
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .current_dir(repo("."))
+        .output()
+        .expect("rustc --version");
+    let version = String::from_utf8_lossy(&rustc.stdout);
+    assert!(
+        version.starts_with(&format!("rustc {channel} ")),
+        "{version}"
+    );
+    for needed in [
+        "rustfmt",
+        "clippy",
+        "x86_64-unknown-linux-musl",
+        "aarch64-unknown-linux-musl",
+    ] {
+        assert!(toolchain.contains(&format!("\"{needed}\"")), "{needed}");
+    }
 }

@@ -26,7 +26,7 @@ pub struct FetchOptions {
     /// Where the fetched copy and its ETag are kept; nothing is kept when `None`.
     pub state_dir: Option<PathBuf>,
     /// The longest wait between two background fetches while the last known good copy is
-    /// served (`crate::refetch`).
+    /// served ([`super::refetch`]).
     pub retry_max: Duration,
 }
 
