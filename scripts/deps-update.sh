@@ -65,7 +65,7 @@ if ((${#PACKAGES[@]})); then
 fi
 say "pip-compile ${upgrade[*]}"
 (cd "$SCRIPT_DIR" && "$TOOLS_VENV/bin/pip-compile" --quiet --generate-hashes --allow-unsafe \
-    --strip-extras --no-header "${upgrade[@]}" --output-file requirements.lock requirements.in) ||
+    --strip-extras --no-header --no-emit-find-links --no-emit-index-url "${upgrade[@]}" --output-file requirements.lock requirements.in) ||
     die "pip-compile failed; the lock is unchanged"
 moves=$(join -a1 -a2 -e '-' -o 0,1.2,2.2 "$before" <(pins "$LOCK") | awk '$2 != $3 { print $1 " " $2 " -> " $3 }')
 if [[ -z $moves ]]; then
