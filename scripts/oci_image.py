@@ -6,8 +6,9 @@ The image holds exactly:
   /suaicloudapp                        the static binary (entrypoint)
   /etc/ssl/certs/ca-certificates.crt   the build machine's CA bundle (the AWS SDK's HTTPS)
   /etc/hosts                           localhost only (musl resolves localhost through it alone)
-  /var/lib/suaicloudapp/               the working directory: log file and fetched config copy,
-                                       owned by the image's user
+  /var/lib/suaicloudapp/               the working directory: log file and the last known good
+                                       config copy (its default state directory), owned by the
+                                       image's user
 and runs as 65532:65532 (no /etc/passwd needed for a numeric user), exposing 8080/tcp.
 
 Reproducible: every mtime is SOURCE_DATE_EPOCH (default: the last commit's time), entries are

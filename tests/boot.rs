@@ -106,15 +106,18 @@ fn config_object_that_appears_after_start_is_waited_for_then_served() {
     );
     // The fetched copy (0600, it may hold secrets) and its ETag are kept in the state dir.
     use std::os::unix::fs::PermissionsExt;
-    let copy = a.dir.join("state/config.toml");
+    let copy = a.dir.join("state/last-good.toml");
     assert_eq!(std::fs::read_to_string(&copy).unwrap(), served_config());
     assert_eq!(
         std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert!(!std::fs::read_to_string(a.dir.join("state/config.etag"))
-        .unwrap()
-        .is_empty());
+    let meta = std::fs::read_to_string(a.dir.join("state/last-good.meta")).unwrap();
+    assert!(
+        meta.lines()
+            .any(|l| l.len() > "etag=".len() && l.starts_with("etag=")),
+        "{meta}"
+    );
     s3("delete", &key, "");
 }
 

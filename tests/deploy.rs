@@ -634,7 +634,7 @@ fn user_data_installs_and_starts_the_service_with_instance_role_credentials() {
             .is_ok_and(|l| l.contains("listening on"))
     }));
     assert_eq!(
-        std::fs::read_to_string(root.join("var/lib/suaicloudapp/config.toml")).unwrap(),
+        std::fs::read_to_string(root.join("var/lib/suaicloudapp/last-good.toml")).unwrap(),
         config
     );
 
