@@ -3,8 +3,9 @@
 //! SIGTERM drain). What each page answers is the server's; what a probe checks is the probes'.
 
 use crate::cli::{Cli, Command, ConfigAction};
-use crate::config::{Config, ConfigError};
+use crate::config::ConfigError;
 use crate::load::{last_good, refetch, ConfigSource, Copies, FetchOptions, Loaded, Loader};
+use crate::probes::Config;
 use crate::{check, healthcheck, identity, logs, probes, server, watchdog, EXIT_CONFIG};
 use anyhow::Context;
 use arc_swap::ArcSwap;

@@ -2,8 +2,8 @@
 //! operator on the instance. It builds the same registry the server does and prints through
 //! [`crate::report`], never through the HTTP layer.
 
-use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::probes::Config;
 use crate::{probes, report, EXIT_CONFIG};
 use std::process::ExitCode;
 use std::sync::Arc;

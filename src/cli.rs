@@ -125,7 +125,7 @@ fn after_help() -> String {
 
 /// The variables that may carry secrets instead of the file, as the registry lists them.
 fn secrets_help() -> String {
-    let vars: Vec<&str> = probes::secret_envs().map(|e| e.var).collect();
+    let vars: Vec<&str> = probes::secret_vars().collect();
     format!(
         "Secrets may come from {} instead of the file; AWS credentials from the standard AWS chain.",
         listing(&vars)

@@ -1,6 +1,6 @@
 //! suaicloudapp: the library behind the binary. `main.rs` only parses the CLI and calls [`run`].
 //!
-//! Flow: config source -> [`config::Config`] -> [`probes::Registry`] -> [`server`]. This file
+//! Flow: config source -> [`probes::Config`] -> [`probes::Registry`] -> [`server`]. This file
 //! holds the module list and [`run`]; the lifecycle is [`app`]'s.
 #![forbid(unsafe_code)]
 

@@ -101,7 +101,7 @@ mod fuzz {
     use proptest::prelude::*;
     use proptest::test_runner::{Config as PtConfig, TestRunner};
     use std::sync::atomic::Ordering;
-    use suaicloudapp::config::Config;
+    use suaicloudapp::probes::Config;
 
     /// TOML-shaped lines from the schema's own words, so the parser gets past the first token.
     fn toml_like() -> impl Strategy<Value = String> {

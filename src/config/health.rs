@@ -1,9 +1,8 @@
 //! `[health]`: the readiness group, the backends `/ready` requires. Checked at load against
-//! the configured sections, so a typo is a config error and not an instance that is never
-//! ready (or always ready). The registry knows which backends exist, so it runs the check
-//! (`probes::prepare`) with the list.
+//! the configured pages, so a typo is a config error and not an instance that is never ready
+//! (or always ready). The registry knows which backends exist and what is configured, so it
+//! runs the check (`probes::prepare`) with that list; no backend is named here.
 
-use super::Config;
 use serde::{Deserialize, Serialize};
 
 /// `[health]`: what `/ready` checks.
@@ -16,31 +15,35 @@ pub struct HealthConfig {
     pub ready: Vec<String>,
 }
 
+/// One backend as the readiness check sees it: its name, whether its section is an array of
+/// entries (`[[http]]`, pages `http/<name>`), and the pages the config has.
+pub struct Pages {
+    pub backend: &'static str,
+    pub per_entry: bool,
+    pub configured: Vec<String>,
+}
+
 impl HealthConfig {
-    /// Every name must be a configured backend, once. `sections` are the backends with one
-    /// page each, and whether `config` has their section; `http/<name>` is an `[[http]]` entry.
-    pub fn validate(&self, config: &Config, sections: &[(&str, bool)]) -> Result<(), String> {
+    /// Every name must be a configured page, once.
+    pub fn validate(&self, backends: &[Pages]) -> Result<(), String> {
         for (i, name) in self.ready.iter().enumerate() {
             if self.ready[..i].contains(name) {
                 return Err(format!("[health] ready lists {name:?} twice"));
             }
-            let configured = match name.strip_prefix("http/") {
-                Some(h) => config.http.iter().any(|c| c.name.to_string() == h),
-                None => match sections.iter().find(|(s, _)| *s == name.as_str()) {
-                    Some((_, configured)) => *configured,
-                    None => {
-                        let known: Vec<&str> = sections.iter().map(|(s, _)| *s).collect();
-                        return Err(format!(
-                            "[health] ready: {name:?} is not a backend; use the names of configured sections ({}, or http/<name> for an [[http]] entry)",
-                            known.join(", ")
-                        ));
-                    }
-                },
+            let (base, entry) = match name.split_once('/') {
+                Some((b, e)) => (b, Some(e)),
+                None => (name.as_str(), None),
             };
-            if !configured {
-                return Err(match name.strip_prefix("http/") {
-                    Some(h) => format!(
-                        "[health] ready names {name:?} but no [[http]] entry has name = {h:?}"
+            let Some(b) = backends
+                .iter()
+                .find(|b| b.backend == base && b.per_entry == entry.is_some())
+            else {
+                return Err(not_a_backend(name, backends));
+            };
+            if !b.configured.contains(name) {
+                return Err(match entry {
+                    Some(e) => format!(
+                        "[health] ready names {name:?} but no [[{base}]] entry has name = {e:?}"
                     ),
                     None => format!(
                         "[health] ready names {name:?} but there is no [{name}] section: add it or remove {name:?} from ready"
@@ -50,4 +53,24 @@ impl HealthConfig {
         }
         Ok(())
     }
+}
+
+fn not_a_backend(name: &str, backends: &[Pages]) -> String {
+    let singles: Vec<&str> = backends
+        .iter()
+        .filter(|b| !b.per_entry)
+        .map(|b| b.backend)
+        .collect();
+    let arrays: Vec<String> = backends
+        .iter()
+        .filter(|b| b.per_entry)
+        .map(|b| format!("{0}/<name> for an [[{0}]] entry", b.backend))
+        .collect();
+    let mut names = singles.join(", ");
+    if !arrays.is_empty() {
+        names.push_str(&format!(", or {}", arrays.join(", ")));
+    }
+    format!(
+        "[health] ready: {name:?} is not a backend; use the names of configured sections ({names})"
+    )
 }

@@ -1,68 +1,26 @@
-//! The typed configuration: the seed schema of `config.toml` plus optional extensions.
+//! The typed configuration's shared part: the core sections (`[server]`, `[logs]`, `[probes]`,
+//! `[aws]`, `[health]`, `[auth]`), the value types every section uses, and the errors, with
+//! line, column and "did you mean". Each backend's section is its own type in its probe file,
+//! and the whole `Config` is put together from the registry (`crate::probes::Config`).
 //!
-//! Owns parsing, defaults, validation and environment overrides. Every key added beyond the
-//! seed schema has a default, so the seed file keeps working unchanged. Bad input becomes a
-//! [`ConfigError`] naming the file, line and column. This module never starts anything and
-//! reads no file or bucket: where the text comes from is [`crate::load`]'s.
+//! Every key added beyond the seed schema has a default, so the seed file keeps working
+//! unchanged. This module never starts anything and reads no file or bucket: where the text
+//! comes from is [`crate::load`]'s.
 
 pub mod auth;
 mod error;
 pub mod health;
 mod values;
 
-use crate::secret::{Secret, SecretUrl};
+use crate::secret::Secret;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::PathBuf;
 
 pub use auth::AuthConfig;
 pub use error::ConfigError;
 pub use health::HealthConfig;
-pub use values::{
-    Count, DeliveryStreamName, FunctionName, Host, Millis, Name, PageName, Port, StreamName,
-    TopicArn,
-};
-
-/// The whole configuration. Backend sections are optional: an absent one means "not configured".
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default)]
-    pub server: ServerConfig,
-    #[serde(default)]
-    pub logs: LogsConfig,
-    #[serde(default)]
-    pub probes: ProbesConfig,
-    #[serde(default)]
-    pub aws: AwsConfig,
-    /// `[health]`: the readiness group behind `/ready`.
-    #[serde(default)]
-    pub health: HealthConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub s3: Option<S3Config>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database: Option<DatabaseConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redis: Option<RedisConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dynamodb: Option<DynamoConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub postgres: Option<PostgresConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kinesis: Option<KinesisConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firehose: Option<FirehoseConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sns: Option<SnsConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lambda: Option<LambdaConfig>,
-    /// `[[http]]`: any number of HTTP(S) endpoints, each its own page `/http/<name>`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub http: Vec<HttpCheck>,
-    /// `[auth]`: ALB sign-in for the detailed pages; absent means they are open.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<AuthConfig>,
-}
+pub use values::{aws_name, Count, Host, Millis, Mode, Name, PageName, Port};
 
 /// `[server]`: where to listen and how to protect the listener.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -172,441 +130,41 @@ pub struct AwsConfig {
     pub endpoint_url: Option<String>,
 }
 
-/// `[s3]`: the bucket HeadBucket is sent to.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Config {
-    pub bucket: Name,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
+/// Parses TOML text into `T`; a refusal names `origin`, the line and the column.
+pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| error::parse_error(e, text, origin))
 }
 
-/// `[database]`: the MySQL / RDS endpoint.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    pub host: Host,
-    #[serde(default = "default_mysql_port")]
-    pub port: Port,
-    pub user: Name,
-    /// May instead come from [`DatabaseConfig::PASSWORD_ENV`].
-    #[serde(default)]
-    pub password: Secret<String>,
-    pub dbname: Name,
-    #[serde(default)]
-    pub tls: MysqlTls,
-    /// PEM bundle of trusted CAs (for RDS, the global bundle); system roots when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
-}
-
-fn default_mysql_port() -> Port {
-    Port(3306)
-}
-
-/// How the MySQL probe uses TLS, named as the `mysql` client's `--ssl-mode` does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MysqlTls {
-    Disabled,
-    /// TLS when the server offers it, unverified; plain otherwise (the mysql client's default).
-    #[default]
-    Preferred,
-    /// TLS or fail, certificate not verified.
-    Required,
-    /// TLS with the certificate chain verified, host name not checked.
-    VerifyCa,
-    /// TLS with chain and host name verified.
-    VerifyIdentity,
-}
-
-impl MysqlTls {
-    /// The config spelling, for messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MysqlTls::Disabled => "disabled",
-            MysqlTls::Preferred => "preferred",
-            MysqlTls::Required => "required",
-            MysqlTls::VerifyCa => "verify-ca",
-            MysqlTls::VerifyIdentity => "verify-identity",
-        }
+/// The core sections' rules across keys, which serde cannot check alone.
+pub fn core_rules(logs: &LogsConfig, auth: Option<&AuthConfig>) -> Result<(), String> {
+    if let Some(auth) = auth {
+        auth.validate()?;
     }
-}
-
-/// `[redis]`: a standalone Redis or an ElastiCache (cluster mode) endpoint.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    pub host: Host,
-    #[serde(default = "default_redis_port")]
-    pub port: Port,
-    #[serde(default)]
-    pub mode: RedisMode,
-    /// In-transit encryption; the certificate is verified against `ca_file` or system roots.
-    #[serde(default)]
-    pub tls: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    /// May instead come from [`RedisConfig::PASSWORD_ENV`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<Secret<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
-}
-
-fn default_redis_port() -> Port {
-    Port(6379)
-}
-
-/// Whether the Redis endpoint is a cluster; `auto` asks the server (`cluster_enabled:1`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RedisMode {
-    #[default]
-    Auto,
-    Standalone,
-    Cluster,
-}
-
-/// `[dynamodb]`: the table and the key the seed app reads by.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DynamoConfig {
-    pub table: Name,
-    #[serde(default = "default_partition_key")]
-    pub partition_key: Name,
-    #[serde(default)]
-    pub mode: DynamoMode,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
-}
-
-fn default_partition_key() -> Name {
-    Name("id".into())
-}
-
-/// `read` proves reachability and key schema; `write` also puts, reads back and deletes an item.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DynamoMode {
-    #[default]
-    Read,
-    Write,
-}
-
-/// `[postgres]`: an RDS / Aurora PostgreSQL endpoint.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresConfig {
-    pub host: Host,
-    #[serde(default = "default_pg_port")]
-    pub port: Port,
-    pub user: Name,
-    /// May instead come from [`PostgresConfig::PASSWORD_ENV`].
-    #[serde(default)]
-    pub password: Secret<String>,
-    pub dbname: Name,
-    #[serde(default)]
-    pub sslmode: PgSslMode,
-    /// PEM CA bundle (RDS: the global bundle) for `verify-ca` / `verify-full`; else system roots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
-}
-
-fn default_pg_port() -> Port {
-    Port(5432)
-}
-
-/// libpq's `sslmode`, with libpq's meanings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PgSslMode {
-    Disable,
-    /// TLS when the server offers it, unverified (libpq's default).
-    #[default]
-    Prefer,
-    /// TLS or fail, unverified.
-    Require,
-    /// TLS, chain verified, host name not checked.
-    VerifyCa,
-    /// TLS, chain and host name verified.
-    VerifyFull,
-}
-
-impl PgSslMode {
-    /// The config spelling, for messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PgSslMode::Disable => "disable",
-            PgSslMode::Prefer => "prefer",
-            PgSslMode::Require => "require",
-            PgSslMode::VerifyCa => "verify-ca",
-            PgSslMode::VerifyFull => "verify-full",
-        }
-    }
-}
-
-/// Read-only checks, or also a small write (`mode = "write"`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProbeMode {
-    #[default]
-    Read,
-    Write,
-}
-
-/// `[kinesis]`: a data stream (DescribeStreamSummary; `write` adds a PutRecord).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct KinesisConfig {
-    pub stream: StreamName,
-    #[serde(default)]
-    pub mode: ProbeMode,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
-}
-
-/// `[firehose]`: a delivery stream (DescribeDeliveryStream).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct FirehoseConfig {
-    pub delivery_stream: DeliveryStreamName,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
-}
-
-/// `[sns]`: a topic (GetTopicAttributes), addressed by ARN so its region is known.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnsConfig {
-    pub topic_arn: TopicArn,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
-}
-
-/// `[lambda]`: a function (GetFunctionConfiguration).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LambdaConfig {
-    pub function: FunctionName,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
-}
-
-/// One `[[http]]` entry: an API Gateway stage, a function URL, an internal service.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpCheck {
-    /// The page is `/http/<name>`: letters, digits, `-` and `_`.
-    pub name: PageName,
-    /// Its userinfo and query values are secrets: shown as `***` everywhere.
-    pub url: SecretUrl,
-    #[serde(default)]
-    pub method: HttpMethod,
-    /// The exact status expected; any 2xx when unset. Redirects are never followed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expect_status: Option<u16>,
-    /// A substring the body must contain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expect_body: Option<String>,
-    /// PEM CA bundle for https URLs signed by a private CA; else system roots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<Millis>,
-}
-
-/// The methods an HTTP check may use: neither changes anything on the target.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
-    #[default]
-    Get,
-    Head,
-}
-
-/// An environment variable that may carry a secret instead of the file, and the key it fills.
-/// The environment wins over the file, so a baked config can carry a placeholder. Each section
-/// with a secret declares its own; the registry lists them for `--help` and applies them.
-#[derive(Clone, Copy)]
-pub struct SecretEnv {
-    /// The variable's name, as `--help` shows it.
-    pub var: &'static str,
-    apply: fn(&mut Config, Secret<String>),
-}
-
-impl SecretEnv {
-    /// `apply` puts the variable's value into its key (when the section is present).
-    pub const fn new(var: &'static str, apply: fn(&mut Config, Secret<String>)) -> SecretEnv {
-        SecretEnv { var, apply }
-    }
-}
-
-impl fmt::Debug for SecretEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.var)
-    }
-}
-
-impl LogsConfig {
-    /// `/logs`'s bearer token.
-    pub const TOKEN_ENV: SecretEnv = SecretEnv::new("SUAICLOUDAPP_LOGS_TOKEN", |c, token| {
-        c.logs.token = Some(token);
-    });
-}
-
-impl DatabaseConfig {
-    /// The MySQL password.
-    pub const PASSWORD_ENV: SecretEnv =
-        SecretEnv::new("SUAICLOUDAPP_DATABASE_PASSWORD", |c, pw| {
-            if let Some(s) = c.database.as_mut() {
-                s.password = pw;
-            }
-        });
-}
-
-impl RedisConfig {
-    /// The Redis AUTH password.
-    pub const PASSWORD_ENV: SecretEnv = SecretEnv::new("SUAICLOUDAPP_REDIS_PASSWORD", |c, pw| {
-        if let Some(s) = c.redis.as_mut() {
-            s.password = Some(pw);
-        }
-    });
-}
-
-impl PostgresConfig {
-    /// The PostgreSQL password.
-    pub const PASSWORD_ENV: SecretEnv =
-        SecretEnv::new("SUAICLOUDAPP_POSTGRES_PASSWORD", |c, pw| {
-            if let Some(s) = c.postgres.as_mut() {
-                s.password = pw;
-            }
-        });
-}
-
-impl Config {
-    /// Parses TOML text; `origin` names the file in error messages.
-    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| error::parse_error(e, text, origin))?;
-        config.validate(origin)?;
-        Ok(config)
-    }
-
-    /// Fills secrets from the environment where set (and not empty): `envs` are the variables
-    /// the registry knows, [`LogsConfig::TOKEN_ENV`] and each backend's.
-    pub fn apply_env<'a>(
-        &mut self,
-        envs: impl IntoIterator<Item = &'a SecretEnv>,
-        get: impl Fn(&str) -> Option<String>,
-    ) {
-        for env in envs {
-            if let Some(value) = get(env.var).filter(|v| !v.is_empty()) {
-                (env.apply)(self, Secret::new(value));
-            }
-        }
-    }
-
-    /// Rules that span keys, which serde cannot check alone.
-    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        self.rules().map_err(|message| ConfigError::Invalid {
-            origin: origin.to_string(),
-            message,
-        })
-    }
-
-    /// Each rule in turn; the first one broken is the message.
-    fn rules(&self) -> Result<(), String> {
-        if let Some(db) = &self.database {
-            ensure(db.ca_file.is_none() || db.tls != MysqlTls::Disabled, || {
-                "[database] ca_file is set but tls = \"disabled\": use tls = \"verify-identity\" or remove ca_file".into()
-            })?;
-        }
-        if let Some(r) = &self.redis {
-            ensure(r.ca_file.is_none() || r.tls, || {
-                "[redis] ca_file is set but tls = false: set tls = true or remove ca_file".into()
-            })?;
-        }
-        if let Some(pg) = &self.postgres {
-            let verifies = matches!(pg.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
-            ensure(pg.ca_file.is_none() || verifies, || {
-                "[postgres] ca_file is only used with sslmode = \"verify-ca\" or \"verify-full\""
-                    .into()
-            })?;
-        }
-        for (i, h) in self.http.iter().enumerate() {
-            let url = h.url.expose();
-            let absolute = (url.starts_with("http://") || url.starts_with("https://"))
-                && url.parse::<hyper::Uri>().is_ok();
-            ensure(absolute, || {
-                format!(
-                    "[[http]] entry {} ({}): url \"{}\" must be an absolute http:// or https:// URL",
-                    i + 1,
-                    h.name,
-                    h.url.redacted()
-                )
-            })?;
-            ensure(!self.http[..i].iter().any(|o| o.name == h.name), || {
-                format!(
-                    "[[http]] name {:?} is used twice: pages are /http/<name>",
-                    h.name.to_string()
-                )
-            })?;
-            ensure(
-                h.expect_status.is_none_or(|s| (100..=599).contains(&s)),
-                || format!("[[http]] {}: expect_status must be 100-599", h.name),
-            )?;
-        }
-        if let Some(auth) = &self.auth {
-            auth.validate()?;
-        }
-        let logs = &self.logs;
-        ensure(!logs.level.trim().is_empty(), || {
-            "[logs] level must not be empty".into()
-        })?;
-        ensure(
-            logs.max_bytes == 0 || logs.max_bytes >= MIN_LOG_BYTES,
-            || {
-                format!(
-                    "[logs] max_bytes must be 0 (no rotation) or at least {MIN_LOG_BYTES}, got {}",
-                    logs.max_bytes
-                )
-            },
-        )?;
-        ensure(logs.keep <= MAX_LOG_KEEP, || {
+    ensure(!logs.level.trim().is_empty(), || {
+        "[logs] level must not be empty".into()
+    })?;
+    ensure(
+        logs.max_bytes == 0 || logs.max_bytes >= MIN_LOG_BYTES,
+        || {
             format!(
-                "[logs] keep must be at most {MAX_LOG_KEEP}, got {}",
-                logs.keep
+                "[logs] max_bytes must be 0 (no rotation) or at least {MIN_LOG_BYTES}, got {}",
+                logs.max_bytes
             )
-        })
-    }
-
-    /// True when a reload would not need a restart: the listener and log file are unchanged.
-    pub fn same_listener_and_log_file(&self, other: &Config) -> bool {
-        toml::to_string(&self.server).ok() == toml::to_string(&other.server).ok()
-            && self.logs.file == other.logs.file
-    }
-
-    /// The effective config as TOML, defaults filled in and every secret shown as `***`.
-    pub fn to_display_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"))
-    }
+        },
+    )?;
+    ensure(logs.keep <= MAX_LOG_KEEP, || {
+        format!(
+            "[logs] keep must be at most {MAX_LOG_KEEP}, got {}",
+            logs.keep
+        )
+    })
 }
 
 /// `Err(message())` unless `ok`: each rule reads as the condition a good config meets.
-fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+pub fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
         Err(message())
     }
 }
-
-#[cfg(test)]
-mod tests;

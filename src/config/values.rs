@@ -9,7 +9,7 @@ use std::time::Duration;
 /// A name that is safe in a URL path segment and a metrics label.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String")]
-pub struct PageName(pub(super) String);
+pub struct PageName(pub(crate) String);
 
 impl TryFrom<String> for PageName {
     type Error = String;
@@ -37,7 +37,7 @@ impl fmt::Display for PageName {
 /// A host name or address; never empty, never containing spaces.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String")]
-pub struct Host(pub(super) String);
+pub struct Host(pub(crate) String);
 
 impl TryFrom<String> for Host {
     type Error = String;
@@ -68,7 +68,7 @@ impl fmt::Display for Host {
 /// A non-empty identifier: bucket, table, user, database name.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String")]
-pub struct Name(pub(super) String);
+pub struct Name(pub(crate) String);
 
 impl TryFrom<String> for Name {
     type Error = String;
@@ -97,7 +97,7 @@ impl fmt::Display for Name {
 /// A TCP port a client connects to: 1 to 65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "i64")]
-pub struct Port(pub(super) u16);
+pub struct Port(pub(crate) u16);
 
 impl TryFrom<i64> for Port {
     type Error = String;
@@ -119,7 +119,7 @@ impl Port {
 /// A duration in milliseconds: at least 1 ms, at most one day (a typo guard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "i64")]
-pub struct Millis(pub(super) u64);
+pub struct Millis(pub(crate) u64);
 
 impl TryFrom<i64> for Millis {
     type Error = String;
@@ -144,7 +144,7 @@ impl Millis {
 /// A positive count (connections, lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "i64")]
-pub struct Count(pub(super) usize);
+pub struct Count(pub(crate) usize);
 
 impl TryFrom<i64> for Count {
     type Error = String;
@@ -163,133 +163,8 @@ impl Count {
     }
 }
 
-/// `[sns] topic_arn`: the ARN names the topic's region and account, which the probe goes to
-/// and every message repeats, so anything else is refused here rather than by every check.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct TopicArn(String);
-
-impl TryFrom<String> for TopicArn {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let parts: Vec<&str> = s.split(':').collect();
-        match parts.as_slice() {
-            ["arn", partition, "sns", region, account, name]
-                if [partition, region, account, name]
-                    .iter()
-                    .all(|p| !p.is_empty()) =>
-            {
-                Ok(TopicArn(s))
-            }
-            _ => Err(format!(
-                "{s:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
-            )),
-        }
-    }
-}
-
-impl TopicArn {
-    /// The topic's region: the client must go there, whatever `[aws] region` says.
-    pub fn region(&self) -> &str {
-        self.part(3)
-    }
-
-    /// The account that owns the topic, for messages ("no access in account ...").
-    pub fn account(&self) -> &str {
-        self.part(4)
-    }
-
-    /// A field of the ARN, which `try_from` checked has all six.
-    fn part(&self, i: usize) -> &str {
-        self.0.split(':').nth(i).unwrap_or_default()
-    }
-}
-
-impl fmt::Display for TopicArn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// `[lambda] function`: a name, `NAME:QUALIFIER`, `ACCOUNT:function:NAME` or a function ARN, as
-/// GetFunctionConfiguration takes it (at most 170 characters of letters, digits and `-_.:$`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct FunctionName(String);
-
-impl TryFrom<String> for FunctionName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let chars_ok = s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:$".contains(c));
-        let arn_ok = match s.strip_prefix("arn:") {
-            // arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
-            Some(_) => {
-                let parts: Vec<&str> = s.split(':').collect();
-                (7..=8).contains(&parts.len())
-                    && parts[2] == "lambda"
-                    && parts[5] == "function"
-                    && parts.iter().all(|p| !p.is_empty())
-            }
-            None => true,
-        };
-        if !s.is_empty() && s.len() <= 170 && chars_ok && arn_ok {
-            Ok(FunctionName(s))
-        } else {
-            Err(format!(
-                "{s:?} is not a Lambda function name or ARN (NAME, NAME:ALIAS or arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
-            ))
-        }
-    }
-}
-
-impl fmt::Display for FunctionName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// `[kinesis] stream`: a stream name (not an ARN), 1-128 letters, digits, `_`, `.` or `-`, as
-/// DescribeStreamSummary's `StreamName` takes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct StreamName(String);
-
-impl TryFrom<String> for StreamName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        aws_name(&s, 128, "stream").map(|()| StreamName(s))
-    }
-}
-
-impl fmt::Display for StreamName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// `[firehose] delivery_stream`: a delivery stream name, 1-64 letters, digits, `_`, `.` or `-`,
-/// as DescribeDeliveryStream takes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String")]
-pub struct DeliveryStreamName(String);
-
-impl TryFrom<String> for DeliveryStreamName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        aws_name(&s, 64, "delivery stream").map(|()| DeliveryStreamName(s))
-    }
-}
-
-impl fmt::Display for DeliveryStreamName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The name rule Kinesis and Firehose share: `[a-zA-Z0-9_.-]{1,max}`.
-fn aws_name(s: &str, max: usize, what: &str) -> Result<(), String> {
+pub fn aws_name(s: &str, max: usize, what: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= max
         && s.chars()
@@ -301,4 +176,13 @@ fn aws_name(s: &str, max: usize, what: &str) -> Result<(), String> {
             "{s:?} is not a {what} name: 1-{max} letters, digits, '_', '.' or '-' (a name, not an ARN)"
         ))
     }
+}
+
+/// Read-only checks, or also a small write (`mode = "write"`), for the probes that offer one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Read,
+    Write,
 }

@@ -13,7 +13,8 @@
 //! fetches (that is `source.rs`) and never swaps a running config (that is `refetch.rs`).
 
 use super::{ConfigSource, FetchOptions, Loaded};
-use crate::config::{Config, ConfigError};
+use crate::config::ConfigError;
+use crate::probes::Config;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};

@@ -12,7 +12,8 @@ pub mod last_good;
 pub mod refetch;
 pub mod source;
 
-use crate::config::{Config, ConfigError};
+use crate::config::ConfigError;
+use crate::probes::Config;
 pub use source::{ConfigSource, FetchOptions, Loaded};
 
 /// Completes a parsed config with what only the registry knows; `origin` names the source in

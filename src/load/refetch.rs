@@ -9,7 +9,7 @@
 //! running config no longer is the copy (it swapped one in, or a SIGHUP did).
 
 use super::{FetchOptions, Loaded, Loader};
-use crate::config::Config;
+use crate::probes::Config;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,16 +7,51 @@
 //! once never read back each other's writes.
 
 use super::Probe;
-use crate::aws::errors::{self, Built, LazyClient};
+use super::unit::{Build, Unit};
 use crate::aws::AwsContext;
-use crate::config::{DynamoConfig, DynamoMode};
+use crate::aws::errors::{self, Built, LazyClient};
+use crate::config::{Millis, Mode, Name};
 use crate::outcome::{Details, Failure, Stage};
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::Client;
 use futures_util::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// `[dynamodb]`: the table and the key the seed app reads by.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoConfig {
+    pub table: Name,
+    #[serde(default = "default_partition_key")]
+    pub partition_key: Name,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+fn default_partition_key() -> Name {
+    Name("id".into())
+}
+
+
+impl Unit for DynamoConfig {
+    type Probe = DynamoProbe;
+    const DATASTORE: bool = true;
+
+    fn target(&self) -> String {
+        format!("dynamodb table {}", self.table)
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn build(&self, build: &Build<'_>) -> DynamoProbe {
+        DynamoProbe::new(self, build.budget, build.aws())
+    }
+}
 
 /// The key the probe reads (write mode writes this plus `-<instance id>`): never a real item's.
 pub const SENTINEL_KEY: &str = "suaicloudapp-probe";
@@ -33,8 +68,7 @@ const DESCRIBE_TTL: Duration = Duration::from_secs(30);
 pub struct DynamoProbe {
     table: String,
     key: String,
-    mode: DynamoMode,
-    budget: Duration,
+    mode: Mode,
     client: LazyClient<Client>,
     /// The last DescribeTable explanation, with when and for which error code it was made.
     described: Mutex<Option<(Instant, String, Failure)>>,
@@ -47,7 +81,6 @@ impl DynamoProbe {
             table: cfg.table.to_string(),
             key: cfg.partition_key.to_string(),
             mode: cfg.mode,
-            budget,
             client: LazyClient::new(aws, "DynamoDB", budget),
             described: Mutex::new(None),
         }
@@ -83,7 +116,7 @@ impl DynamoProbe {
             ("table", self.table.clone()),
             ("mode", format!("{:?}", self.mode).to_lowercase()),
         ];
-        if self.mode == DynamoMode::Write {
+        if self.mode == Mode::Write {
             let item = write_key();
             self.write_cycle(built, &item).await?;
             details.push(("item", item));
@@ -252,14 +285,6 @@ impl DynamoProbe {
 }
 
 impl Probe for DynamoProbe {
-    fn target(&self) -> String {
-        format!("dynamodb table {}", self.table)
-    }
-
-    fn budget(&self) -> Duration {
-        self.budget
-    }
-
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         self.run().boxed()
     }

@@ -2,19 +2,63 @@
 //! `ACTIVE` is OK; otherwise the status and the failure description AWS gives.
 
 use super::Probe;
-use crate::aws::errors::{self, LazyClient};
+use super::unit::{Build, Unit};
 use crate::aws::AwsContext;
-use crate::config::FirehoseConfig;
+use crate::aws::errors::{self, LazyClient};
+use crate::config::{aws_name, Millis};
 use crate::outcome::{Details, Failure, Stage};
 use aws_sdk_firehose::Client;
 use futures_util::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `[firehose]`: a delivery stream (DescribeDeliveryStream).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirehoseConfig {
+    pub delivery_stream: DeliveryStreamName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// `[firehose] delivery_stream`: a delivery stream name, 1-64 letters, digits, `_`, `.` or `-`,
+/// as DescribeDeliveryStream takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct DeliveryStreamName(String);
+
+impl TryFrom<String> for DeliveryStreamName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        aws_name(&s, 64, "delivery stream").map(|()| DeliveryStreamName(s))
+    }
+}
+
+impl fmt::Display for DeliveryStreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Unit for FirehoseConfig {
+    type Probe = FirehoseProbe;
+
+    fn target(&self) -> String {
+        format!("firehose delivery stream {}", self.delivery_stream)
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn build(&self, build: &Build<'_>) -> FirehoseProbe {
+        FirehoseProbe::new(self, build.budget, build.aws())
+    }
+}
 
 /// Probes one delivery stream.
 pub struct FirehoseProbe {
     stream: String,
-    budget: Duration,
     client: LazyClient<Client>,
 }
 
@@ -23,7 +67,6 @@ impl FirehoseProbe {
     pub fn new(cfg: &FirehoseConfig, budget: Duration, aws: Arc<AwsContext>) -> FirehoseProbe {
         FirehoseProbe {
             stream: cfg.delivery_stream.to_string(),
-            budget,
             client: LazyClient::new(aws, "Firehose", budget),
         }
     }
@@ -72,12 +115,6 @@ impl FirehoseProbe {
 }
 
 impl Probe for FirehoseProbe {
-    fn target(&self) -> String {
-        format!("firehose delivery stream {}", self.stream)
-    }
-    fn budget(&self) -> Duration {
-        self.budget
-    }
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         self.run().boxed()
     }

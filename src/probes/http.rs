@@ -5,7 +5,8 @@
 //! the target show the redacted form, and a `user:pass@` is sent as HTTP Basic credentials.
 
 use super::Probe;
-use crate::config::{HttpCheck, HttpMethod};
+use super::unit::{Build, Unit};
+use crate::config::{ensure, Millis, PageName};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::{redact_url, SecretUrl};
 use crate::tls::{self, Cause, Verify};
@@ -15,10 +16,77 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::header::{HeaderValue, AUTHORIZATION};
 use hyper::{Method, Request, Uri};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// One `[[http]]` entry: an API Gateway stage, a function URL, an internal service.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    /// The page is `/http/<name>`: letters, digits, `-` and `_`.
+    pub name: PageName,
+    /// Its userinfo and query values are secrets: shown as `***` everywhere.
+    pub url: SecretUrl,
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// The exact status expected; any 2xx when unset. Redirects are never followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<u16>,
+    /// A substring the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_body: Option<String>,
+    /// PEM CA bundle for https URLs signed by a private CA; else system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// The methods an HTTP check may use: neither changes anything on the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+}
+
+impl Unit for HttpCheck {
+    type Probe = HttpProbe;
+
+    fn target(&self) -> String {
+        self.url.redacted().to_string()
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn entry_name(&self) -> Option<String> {
+        Some(self.name.to_string())
+    }
+    fn validate(&self) -> Result<(), String> {
+        let url = self.url.expose();
+        let absolute = (url.starts_with("http://") || url.starts_with("https://"))
+            && url.parse::<hyper::Uri>().is_ok();
+        ensure(absolute, || {
+            format!(
+                "[[http]] {}: url \"{}\" must be an absolute http:// or https:// URL",
+                self.name,
+                self.url.redacted()
+            )
+        })?;
+        ensure(
+            self.expect_status.is_none_or(|s| (100..=599).contains(&s)),
+            || format!("[[http]] {}: expect_status must be 100-599", self.name),
+        )
+    }
+    fn build(&self, build: &Build<'_>) -> HttpProbe {
+        HttpProbe::new(self, build.budget)
+    }
+}
 
 /// The most body read when `expect_body` is set.
 const MAX_BODY: usize = 1024 * 1024;
@@ -224,14 +292,6 @@ fn split_userinfo(url: &str) -> (Uri, Option<HeaderValue>) {
 }
 
 impl Probe for HttpProbe {
-    fn target(&self) -> String {
-        self.secret.redacted().to_string()
-    }
-
-    fn budget(&self) -> Duration {
-        self.budget
-    }
-
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         async move {
             let host = self.url.host().unwrap_or("");

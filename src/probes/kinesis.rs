@@ -2,21 +2,67 @@
 //! `ACTIVE` with at least one open shard is OK; `mode = "write"` adds a small PutRecord.
 
 use super::Probe;
-use crate::aws::errors::{self, LazyClient};
+use super::unit::{Build, Unit};
 use crate::aws::AwsContext;
-use crate::config::{KinesisConfig, ProbeMode};
+use crate::aws::errors::{self, LazyClient};
+use crate::config::{aws_name, Millis, Mode};
 use crate::outcome::{Details, Failure, Stage};
-use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::Blob;
 use futures_util::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `[kinesis]`: a data stream (DescribeStreamSummary; `write` adds a PutRecord).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisConfig {
+    pub stream: StreamName,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// `[kinesis] stream`: a stream name (not an ARN), 1-128 letters, digits, `_`, `.` or `-`, as
+/// DescribeStreamSummary's `StreamName` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct StreamName(String);
+
+impl TryFrom<String> for StreamName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        aws_name(&s, 128, "stream").map(|()| StreamName(s))
+    }
+}
+
+impl fmt::Display for StreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Unit for KinesisConfig {
+    type Probe = KinesisProbe;
+
+    fn target(&self) -> String {
+        format!("kinesis stream {}", self.stream)
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn build(&self, build: &Build<'_>) -> KinesisProbe {
+        KinesisProbe::new(self, build.budget, build.aws())
+    }
+}
 
 /// Probes one data stream.
 pub struct KinesisProbe {
     stream: String,
-    mode: ProbeMode,
-    budget: Duration,
+    mode: Mode,
     client: LazyClient<Client>,
 }
 
@@ -26,7 +72,6 @@ impl KinesisProbe {
         KinesisProbe {
             stream: cfg.stream.to_string(),
             mode: cfg.mode,
-            budget,
             client: LazyClient::new(aws, "Kinesis", budget),
         }
     }
@@ -71,7 +116,7 @@ impl KinesisProbe {
                 format!("stream {s} is ACTIVE but has no open shard"),
             ));
         }
-        if self.mode == ProbeMode::Write {
+        if self.mode == Mode::Write {
             let put = b
                 .client
                 .put_record()
@@ -93,12 +138,6 @@ impl KinesisProbe {
 }
 
 impl Probe for KinesisProbe {
-    fn target(&self) -> String {
-        format!("kinesis stream {}", self.stream)
-    }
-    fn budget(&self) -> Duration {
-        self.budget
-    }
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         self.run().boxed()
     }

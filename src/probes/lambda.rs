@@ -2,19 +2,83 @@
 //! OK when `State` is `Active` and `LastUpdateStatus` is `Successful`; otherwise both, with reasons.
 
 use super::Probe;
-use crate::aws::errors::{self, LazyClient};
+use super::unit::{Build, Unit};
 use crate::aws::AwsContext;
-use crate::config::LambdaConfig;
+use crate::aws::errors::{self, LazyClient};
+use crate::config::{Millis};
 use crate::outcome::{Details, Failure, Stage};
 use aws_sdk_lambda::Client;
 use futures_util::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `[lambda]`: a function (GetFunctionConfiguration).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaConfig {
+    pub function: FunctionName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// `[lambda] function`: a name, `NAME:QUALIFIER`, `ACCOUNT:function:NAME` or a function ARN, as
+/// GetFunctionConfiguration takes it (at most 170 characters of letters, digits and `-_.:$`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct FunctionName(String);
+
+impl TryFrom<String> for FunctionName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let chars_ok = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:$".contains(c));
+        let arn_ok = match s.strip_prefix("arn:") {
+            // arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+            Some(_) => {
+                let parts: Vec<&str> = s.split(':').collect();
+                (7..=8).contains(&parts.len())
+                    && parts[2] == "lambda"
+                    && parts[5] == "function"
+                    && parts.iter().all(|p| !p.is_empty())
+            }
+            None => true,
+        };
+        if !s.is_empty() && s.len() <= 170 && chars_ok && arn_ok {
+            Ok(FunctionName(s))
+        } else {
+            Err(format!(
+                "{s:?} is not a Lambda function name or ARN (NAME, NAME:ALIAS or arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Unit for LambdaConfig {
+    type Probe = LambdaProbe;
+
+    fn target(&self) -> String {
+        format!("lambda function {}", self.function)
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn build(&self, build: &Build<'_>) -> LambdaProbe {
+        LambdaProbe::new(self, build.budget, build.aws())
+    }
+}
 
 /// Probes one function; never invokes it.
 pub struct LambdaProbe {
     function: String,
-    budget: Duration,
     client: LazyClient<Client>,
 }
 
@@ -23,7 +87,6 @@ impl LambdaProbe {
     pub fn new(cfg: &LambdaConfig, budget: Duration, aws: Arc<AwsContext>) -> LambdaProbe {
         LambdaProbe {
             function: cfg.function.to_string(),
-            budget,
             client: LazyClient::new(aws, "Lambda", budget),
         }
     }
@@ -81,12 +144,6 @@ impl LambdaProbe {
 }
 
 impl Probe for LambdaProbe {
-    fn target(&self) -> String {
-        format!("lambda function {}", self.function)
-    }
-    fn budget(&self) -> Duration {
-        self.budget
-    }
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         self.run().boxed()
     }

@@ -9,17 +9,99 @@
 //! its stream's `is_secure` private, so the server's own `Ssl_cipher` for the session says it.
 
 use super::Probe;
-use crate::config::{DatabaseConfig, MysqlTls};
+use super::unit::{Build, Unit};
+use crate::config::{ensure, Host, Millis, Name, Port};
 use crate::outcome::{Details, Failure, Stage};
+use crate::secret::Secret;
 use crate::tls::{self, Cause};
 use futures_util::future::{BoxFuture, FutureExt};
 use mysql_async::prelude::Queryable;
 use mysql_async::{
     DriverError, Error, IoError, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts,
 };
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// `[database]`: the MySQL / RDS endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub host: Host,
+    #[serde(default = "default_mysql_port")]
+    pub port: Port,
+    pub user: Name,
+    /// May instead come from [`DatabaseConfig::PASSWORD_ENV`].
+    #[serde(default)]
+    pub password: Secret<String>,
+    pub dbname: Name,
+    #[serde(default)]
+    pub tls: MysqlTls,
+    /// PEM bundle of trusted CAs (for RDS, the global bundle); system roots when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+fn default_mysql_port() -> Port {
+    Port(3306)
+}
+
+/// How the MySQL probe uses TLS, named as the `mysql` client's `--ssl-mode` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MysqlTls {
+    Disabled,
+    /// TLS when the server offers it, unverified; plain otherwise (the mysql client's default).
+    #[default]
+    Preferred,
+    /// TLS or fail, certificate not verified.
+    Required,
+    /// TLS with the certificate chain verified, host name not checked.
+    VerifyCa,
+    /// TLS with chain and host name verified.
+    VerifyIdentity,
+}
+
+impl MysqlTls {
+    /// The config spelling, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MysqlTls::Disabled => "disabled",
+            MysqlTls::Preferred => "preferred",
+            MysqlTls::Required => "required",
+            MysqlTls::VerifyCa => "verify-ca",
+            MysqlTls::VerifyIdentity => "verify-identity",
+        }
+    }
+}
+
+impl Unit for DatabaseConfig {
+    type Probe = MysqlProbe;
+    const DATASTORE: bool = true;
+    const SECRET_ENV: Option<&'static str> = Some("SUAICLOUDAPP_DATABASE_PASSWORD");
+
+    fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port.get())
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn validate(&self) -> Result<(), String> {
+        ensure(self.ca_file.is_none() || self.tls != MysqlTls::Disabled, || {
+            "[database] ca_file is set but tls = \"disabled\": use tls = \"verify-identity\" or remove ca_file".into()
+        })
+    }
+    fn set_secret(&mut self, value: Secret<String>) {
+        self.password = value;
+    }
+    fn build(&self, _: &Build<'_>) -> MysqlProbe {
+        MysqlProbe::new(self)
+    }
+}
 
 /// Idle pooled connections are closed after this (RDS `wait_timeout` defaults to 8 hours).
 const IDLE_TTL: Duration = Duration::from_secs(60);
@@ -31,7 +113,6 @@ pub struct MysqlProbe {
     user: String,
     dbname: String,
     tls: MysqlTls,
-    budget: Duration,
     /// The pool in use; `preferred` swaps in a plain pool when the server offers no TLS.
     pool: Mutex<Pool>,
     plain: OptsBuilder,
@@ -41,7 +122,7 @@ pub struct MysqlProbe {
 
 impl MysqlProbe {
     /// Builds the pool (no connection is opened until the first check).
-    pub fn new(cfg: &DatabaseConfig, budget: Duration) -> MysqlProbe {
+    pub fn new(cfg: &DatabaseConfig) -> MysqlProbe {
         let plain = OptsBuilder::default()
             .ip_or_hostname(cfg.host.as_str())
             .tcp_port(cfg.port.get())
@@ -66,7 +147,6 @@ impl MysqlProbe {
             user: cfg.user.to_string(),
             dbname: cfg.dbname.to_string(),
             tls: cfg.tls,
-            budget,
             pool: Mutex::new(Pool::new(opts)),
             plain,
             went_plain: AtomicBool::new(false),
@@ -278,14 +358,6 @@ fn ssl_opts(cfg: &DatabaseConfig) -> Option<SslOpts> {
 }
 
 impl Probe for MysqlProbe {
-    fn target(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    fn budget(&self) -> Duration {
-        self.budget
-    }
-
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         async move { tls::unless_unresolved(&self.host, self.port, self.run().await).await }.boxed()
     }

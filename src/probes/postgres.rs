@@ -9,15 +9,99 @@
 //! does, in the same round trip as `SELECT 1`.
 
 use super::Probe;
-use crate::config::{PgSslMode, PostgresConfig};
+use super::unit::{Build, Unit};
+use crate::config::{ensure, Host, Millis, Name, Port};
 use crate::outcome::{Details, Failure, Stage};
+use crate::secret::Secret;
 use crate::tls::{self, Cause, Verify};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use futures_util::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// `[postgres]`: an RDS / Aurora PostgreSQL endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    pub host: Host,
+    #[serde(default = "default_pg_port")]
+    pub port: Port,
+    pub user: Name,
+    /// May instead come from [`PostgresConfig::PASSWORD_ENV`].
+    #[serde(default)]
+    pub password: Secret<String>,
+    pub dbname: Name,
+    #[serde(default)]
+    pub sslmode: PgSslMode,
+    /// PEM CA bundle (RDS: the global bundle) for `verify-ca` / `verify-full`; else system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+fn default_pg_port() -> Port {
+    Port(5432)
+}
+
+/// libpq's `sslmode`, with libpq's meanings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgSslMode {
+    Disable,
+    /// TLS when the server offers it, unverified (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS or fail, unverified.
+    Require,
+    /// TLS, chain verified, host name not checked.
+    VerifyCa,
+    /// TLS, chain and host name verified.
+    VerifyFull,
+}
+
+impl PgSslMode {
+    /// The config spelling, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PgSslMode::Disable => "disable",
+            PgSslMode::Prefer => "prefer",
+            PgSslMode::Require => "require",
+            PgSslMode::VerifyCa => "verify-ca",
+            PgSslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+impl Unit for PostgresConfig {
+    type Probe = PostgresProbe;
+    const DATASTORE: bool = true;
+    const SECRET_ENV: Option<&'static str> = Some("SUAICLOUDAPP_POSTGRES_PASSWORD");
+
+    fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port.get())
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn validate(&self) -> Result<(), String> {
+        let verifies = matches!(self.sslmode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+        ensure(self.ca_file.is_none() || verifies, || {
+            "[postgres] ca_file is only used with sslmode = \"verify-ca\" or \"verify-full\""
+                .into()
+        })
+    }
+    fn set_secret(&mut self, value: Secret<String>) {
+        self.password = value;
+    }
+    fn build(&self, build: &Build<'_>) -> PostgresProbe {
+        PostgresProbe::new(self, build.budget)
+    }
+}
 
 /// The check, and whether this session is encrypted (readable by any user for its own pid).
 const QUERY: &str = "SELECT 1; SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
@@ -215,14 +299,6 @@ impl PostgresProbe {
 }
 
 impl Probe for PostgresProbe {
-    fn target(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    fn budget(&self) -> Duration {
-        self.budget
-    }
-
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         async move { tls::unless_unresolved(&self.host, self.port, self.run().await).await }.boxed()
     }

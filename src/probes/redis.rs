@@ -6,7 +6,8 @@
 //! the next check.
 
 use super::Probe;
-use crate::config::{RedisConfig, RedisMode};
+use super::unit::{Build, Unit};
+use crate::config::{ensure, Host, Millis, Port};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
 use crate::tls::{self, Cause};
@@ -18,8 +19,71 @@ use redis::{
     Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo,
     RedisError, TlsCertificates,
 };
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::Mutex;
+
+/// `[redis]`: a standalone Redis or an ElastiCache (cluster mode) endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub host: Host,
+    #[serde(default = "default_redis_port")]
+    pub port: Port,
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// In-transit encryption; the certificate is verified against `ca_file` or system roots.
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// May instead come from [`RedisConfig::PASSWORD_ENV`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+fn default_redis_port() -> Port {
+    Port(6379)
+}
+
+/// Whether the Redis endpoint is a cluster; `auto` asks the server (`cluster_enabled:1`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisMode {
+    #[default]
+    Auto,
+    Standalone,
+    Cluster,
+}
+
+impl Unit for RedisConfig {
+    type Probe = RedisProbe;
+    const DATASTORE: bool = true;
+    const SECRET_ENV: Option<&'static str> = Some("SUAICLOUDAPP_REDIS_PASSWORD");
+
+    fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port.get())
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn validate(&self) -> Result<(), String> {
+        ensure(self.ca_file.is_none() || self.tls, || {
+            "[redis] ca_file is set but tls = false: set tls = true or remove ca_file".into()
+        })
+    }
+    fn set_secret(&mut self, value: Secret<String>) {
+        self.password = Some(value);
+    }
+    fn build(&self, build: &Build<'_>) -> RedisProbe {
+        RedisProbe::new(self, build.budget)
+    }
+}
 
 /// Probes one Redis endpoint.
 pub struct RedisProbe {
@@ -302,14 +366,6 @@ async fn cluster_check(c: &mut ClusterConnection) -> Result<Details, ClusterFaul
 }
 
 impl Probe for RedisProbe {
-    fn target(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    fn budget(&self) -> Duration {
-        self.budget
-    }
-
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         async move { tls::unless_unresolved(&self.host, self.port, self.run().await).await }.boxed()
     }

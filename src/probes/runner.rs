@@ -23,6 +23,10 @@ enum State {
 /// The guarded handle to one probe. Cheap to call from every request.
 pub struct ProbeRunner {
     name: String,
+    /// Where the probe goes, as its section says: every outcome names it.
+    target: Arc<str>,
+    /// The whole check's budget, from its section or `[probes] timeout_ms`.
+    budget: Duration,
     probe: Arc<dyn Probe>,
     cache: Duration,
     state: Arc<Mutex<State>>,
@@ -30,15 +34,19 @@ pub struct ProbeRunner {
 }
 
 impl ProbeRunner {
-    /// Wraps a probe with its budget and cache window.
+    /// Wraps a probe with its target, budget and cache window.
     pub fn new(
         name: String,
+        target: String,
+        budget: Duration,
         probe: Arc<dyn Probe>,
         cache: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         ProbeRunner {
             name,
+            target: target.into(),
+            budget,
             probe,
             cache,
             metrics,
@@ -53,7 +61,7 @@ impl ProbeRunner {
 
     /// The budget every check runs under.
     pub fn timeout(&self) -> Duration {
-        self.probe.budget()
+        self.budget
     }
 
     /// A fresh cached outcome, the in-flight one, or a new check: at most one backend call
@@ -77,20 +85,20 @@ impl ProbeRunner {
     /// Spawns one bounded check; it stores its own result so the cache fills even if every
     /// caller has gone.
     fn start(&self) -> SharedOutcome {
-        let (name, probe, timeout) = (self.name.clone(), self.probe.clone(), self.probe.budget());
+        let (name, probe, timeout) = (self.name.clone(), self.probe.clone(), self.budget);
         let state = self.state.clone();
         let metrics = self.metrics.clone();
-        let target = probe.target();
+        let target = self.target.clone();
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let checked_at = SystemTime::now();
             let result = match tokio::time::timeout(timeout, probe.check()).await {
                 Ok(result) => result,
-                Err(_) => Err(timeout_failure(&probe.target(), timeout)),
+                Err(_) => Err(timeout_failure(&target, timeout)),
             };
             let outcome = Outcome {
                 name,
-                target,
+                target: target.to_string(),
                 result,
                 duration: started.elapsed(),
                 checked_at,
@@ -98,7 +106,7 @@ impl ProbeRunner {
             record(&state, &metrics, &outcome);
             outcome
         });
-        let name = self.name.clone();
+        let (name, target) = (self.name.clone(), self.target.clone());
         let (state, metrics) = (self.state.clone(), self.metrics.clone());
         async move {
             task.await.unwrap_or_else(|e| {
@@ -106,7 +114,7 @@ impl ProbeRunner {
                 // would keep answering this failure after the window instead of checking again.
                 let outcome = Outcome {
                     name: name.clone(),
-                    target: String::new(),
+                    target: target.to_string(),
                     result: Err(Failure::new(
                         Stage::Internal,
                         format!("the {name} probe stopped unexpectedly ({e}); see the log"),
@@ -153,16 +161,9 @@ mod tests {
     struct Counting {
         calls: Arc<AtomicUsize>,
         delay: Duration,
-        budget: Duration,
     }
 
     impl Probe for Counting {
-        fn target(&self) -> String {
-            "test:1".into()
-        }
-        fn budget(&self) -> Duration {
-            self.budget
-        }
         fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let delay = self.delay;
@@ -179,10 +180,11 @@ mod tests {
         let probe = Counting {
             calls: calls.clone(),
             delay: Duration::from_millis(delay_ms),
-            budget: Duration::from_millis(timeout_ms),
         };
         let r = ProbeRunner::new(
             "t".into(),
+            "test:1".into(),
+            Duration::from_millis(timeout_ms),
             Arc::new(probe),
             Duration::from_millis(cache_ms),
             Arc::new(Metrics::new()),
@@ -213,12 +215,6 @@ mod tests {
     struct PanicsOnce(AtomicUsize);
 
     impl Probe for PanicsOnce {
-        fn target(&self) -> String {
-            "test:1".into()
-        }
-        fn budget(&self) -> Duration {
-            Duration::from_secs(1)
-        }
         fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
             let first = self.0.fetch_add(1, Ordering::SeqCst) == 0;
             async move {
@@ -234,6 +230,8 @@ mod tests {
         let calls = Arc::new(PanicsOnce(AtomicUsize::new(0)));
         let r = ProbeRunner::new(
             "t".into(),
+            "test:1".into(),
+            Duration::from_secs(1),
             calls.clone(),
             Duration::from_millis(500),
             Arc::new(Metrics::new()),

@@ -4,20 +4,44 @@
 //! region, named by the `x-amz-bucket-region` header).
 
 use super::Probe;
-use crate::aws::errors::{self, Built, LazyClient};
+use super::unit::{Build, Unit};
 use crate::aws::AwsContext;
-use crate::config::S3Config;
+use crate::aws::errors::{self, Built, LazyClient};
+use crate::config::{Millis, Name};
 use crate::outcome::{Details, Failure, Stage};
-use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
 use futures_util::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `[s3]`: the bucket HeadBucket is sent to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+impl Unit for S3Config {
+    type Probe = S3Probe;
+
+    fn target(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn build(&self, build: &Build<'_>) -> S3Probe {
+        S3Probe::new(self, build.budget, build.aws())
+    }
+}
 
 /// Probes one bucket with a client built on first use and kept.
 pub struct S3Probe {
     bucket: String,
-    budget: Duration,
     client: LazyClient<Client>,
 }
 
@@ -26,7 +50,6 @@ impl S3Probe {
     pub fn new(cfg: &S3Config, budget: Duration, aws: Arc<AwsContext>) -> S3Probe {
         S3Probe {
             bucket: cfg.bucket.to_string(),
-            budget,
             client: LazyClient::new(aws, "S3", budget),
         }
     }
@@ -127,14 +150,6 @@ impl S3Probe {
 }
 
 impl Probe for S3Probe {
-    fn target(&self) -> String {
-        format!("s3://{}", self.bucket)
-    }
-
-    fn budget(&self) -> Duration {
-        self.budget
-    }
-
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         self.head_bucket().boxed()
     }

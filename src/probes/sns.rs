@@ -3,21 +3,94 @@
 //! message says which region and account it looked in.
 
 use super::Probe;
-use crate::aws::errors::{self, LazyClient};
+use super::unit::{Build, Unit};
 use crate::aws::AwsContext;
-use crate::config::{SnsConfig, TopicArn};
+use crate::aws::errors::{self, LazyClient};
+use crate::config::{Millis};
 use crate::outcome::{Details, Failure, Stage};
 use aws_config::Region;
 use aws_sdk_sns::Client;
 use futures_util::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `[sns]`: a topic (GetTopicAttributes), addressed by ARN so its region is known.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnsConfig {
+    pub topic_arn: TopicArn,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Millis>,
+}
+
+/// `[sns] topic_arn`: the ARN names the topic's region and account, which the probe goes to
+/// and every message repeats, so anything else is refused here rather than by every check.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct TopicArn(String);
+
+impl TryFrom<String> for TopicArn {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "sns", region, account, name]
+                if [partition, region, account, name]
+                    .iter()
+                    .all(|p| !p.is_empty()) =>
+            {
+                Ok(TopicArn(s))
+            }
+            _ => Err(format!(
+                "{s:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            )),
+        }
+    }
+}
+
+impl TopicArn {
+    /// The topic's region: the client must go there, whatever `[aws] region` says.
+    pub fn region(&self) -> &str {
+        self.part(3)
+    }
+
+    /// The account that owns the topic, for messages ("no access in account ...").
+    pub fn account(&self) -> &str {
+        self.part(4)
+    }
+
+    /// A field of the ARN, which `try_from` checked has all six.
+    fn part(&self, i: usize) -> &str {
+        self.0.split(':').nth(i).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for TopicArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Unit for SnsConfig {
+    type Probe = SnsProbe;
+
+    fn target(&self) -> String {
+        self.topic_arn.to_string()
+    }
+    fn timeout(&self) -> Option<Millis> {
+        self.timeout_ms
+    }
+    fn build(&self, build: &Build<'_>) -> SnsProbe {
+        SnsProbe::new(self, build.budget, build.aws())
+    }
+}
 
 /// Probes one topic.
 pub struct SnsProbe {
     /// Checked at load: `arn:aws:sns:REGION:ACCOUNT:NAME`.
     arn: TopicArn,
-    budget: Duration,
     client: LazyClient<Client>,
 }
 
@@ -26,7 +99,6 @@ impl SnsProbe {
     pub fn new(cfg: &SnsConfig, budget: Duration, aws: Arc<AwsContext>) -> SnsProbe {
         SnsProbe {
             arn: cfg.topic_arn.clone(),
-            budget,
             client: LazyClient::new(aws, "SNS", budget),
         }
     }
@@ -85,12 +157,6 @@ impl SnsProbe {
 }
 
 impl Probe for SnsProbe {
-    fn target(&self) -> String {
-        self.arn.to_string()
-    }
-    fn budget(&self) -> Duration {
-        self.budget
-    }
     fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
         self.run().boxed()
     }

@@ -12,10 +12,11 @@ pub mod render;
 pub mod routes;
 mod watched;
 
-use crate::config::{Config, LogsConfig, ServerConfig};
+use crate::config::{LogsConfig, ServerConfig};
 use crate::identity::SharedIdentity;
 use crate::load::Loaded;
 use crate::metrics::Metrics;
+use crate::probes::Config;
 use crate::probes::Registry;
 use arc_swap::ArcSwap;
 use connections::Connections;
