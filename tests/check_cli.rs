@@ -105,6 +105,7 @@ fn help_names_every_backend_and_secret_variable_of_this_build() {
         (cfg!(feature = "sns"), "sns"),
         (cfg!(feature = "lambda"), "lambda"),
         (cfg!(feature = "http"), "http/<name>"),
+        (cfg!(feature = "tcp"), "tcp/<name>"),
     ] {
         if on {
             backends.push(name);

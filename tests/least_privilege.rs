@@ -158,7 +158,7 @@ fn serves_under_the_units_filter(name: &str, program: Option<&Path>) {
     )
     .wait_listening(Duration::from_secs(30));
     assert_eq!(
-        std::fs::read_to_string(app.dir.join("state/config.toml")).unwrap(),
+        std::fs::read_to_string(app.dir.join("state/last-good.toml")).unwrap(),
         probing_config()
     );
 

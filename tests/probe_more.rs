@@ -492,3 +492,127 @@ fn examples_validate() {
         );
     }
 }
+
+fn tcp_entry(name: &str, host: &str, port: impl std::fmt::Display, extra: &str) -> String {
+    format!("[[tcp]]\nname = \"{name}\"\nhost = \"{host}\"\nport = {port}\ntimeout_ms = 2000\n{extra}\n")
+}
+
+/// The `details` object of a passing page's health+json answer.
+fn details(app: &App, path: &str) -> serde_json::Value {
+    let r = app.request("GET", path, &[("Accept", "application/health+json")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc: serde_json::Value = serde_json::from_str(&r.body).expect("health+json");
+    let checks = doc["checks"].as_object().expect("checks").clone();
+    let (_, list) = checks.into_iter().next().expect("one check");
+    list[0]["details"].clone()
+}
+
+#[test]
+fn tcp_endpoints_plain_and_tls_with_certificate_days_and_named_failures() {
+    // Something that accepts: the kernel completes the handshake from the backlog.
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    let tls_port = env_var("SUAI_TEST_REDIS_TLS_PORT");
+    // MariaDB greets first, in plain text: no TLS server answers that way.
+    let plain_mysql = env_var("SUAI_TEST_MYSQL_PORT");
+    let ca = env_var("SUAI_TEST_TLS_CA");
+    let other_ca = env_var("SUAI_TEST_TLS_OTHER_CA");
+    let tls = |extra: &str| format!("tls = true\nca_file = \"{ca}\"\n{extra}");
+    let config = [
+        tcp_entry("open", "127.0.0.1", open_port, ""),
+        tcp_entry("closed", "127.0.0.1", closed_port(), ""),
+        tcp_entry("nodns", &unresolvable_host(), 25, ""),
+        tcp_entry("tls-ok", "localhost", &tls_port, &tls("cert_min_days = 30")),
+        tcp_entry(
+            "tls-expiring",
+            "localhost",
+            &tls_port,
+            &tls("cert_min_days = 100000"),
+        ),
+        tcp_entry(
+            "tls-untrusted",
+            "localhost",
+            &tls_port,
+            &format!("tls = true\nca_file = \"{other_ca}\"\n"),
+        ),
+        tcp_entry("tls-wrong-port", "localhost", &plain_mysql, &tls("")),
+    ]
+    .concat();
+    let app = App::start("tcp", &format!("{}{config}", server_section()));
+
+    let r = app.get("/tcp/open");
+    assert_eq!((r.status, r.body.as_str()), (200, "OK"), "{}", r.body);
+    assert_eq!(
+        details(&app, "/tcp/open")["address"],
+        format!("127.0.0.1:{open_port}")
+    );
+    assert_fails(
+        &app.get("/tcp/closed"),
+        "connect",
+        &["connection refused", "127.0.0.1:"],
+    );
+    assert_fails(&app.get("/tcp/nodns"), "dns", &["cannot resolve"]);
+
+    // The test CA's server certificate is valid for 3650 days from when test-env made it.
+    let r = app.get("/tcp/tls-ok");
+    assert_eq!((r.status, r.body.as_str()), (200, "OK"), "{}", r.body);
+    let d = details(&app, "/tcp/tls-ok");
+    assert_eq!(d["tls"], "verified", "{d}");
+    let days: i64 = d["cert_days_left"].as_str().unwrap().parse().unwrap();
+    assert!((30..=3650).contains(&days), "{d}");
+    let r = app.get("/tcp/tls-expiring");
+    assert_fails(
+        &r,
+        "tls",
+        &[
+            &format!("expires in {days} days"),
+            "within cert_min_days = 100000",
+            "renew it",
+        ],
+    );
+    assert_fails(
+        &app.get("/tcp/tls-untrusted"),
+        "tls",
+        &["is not trusted", "check ca_file"],
+    );
+    assert_fails(
+        &app.get("/tcp/tls-wrong-port"),
+        "tls",
+        &["TLS handshake with localhost:"],
+    );
+    drop(open);
+}
+
+#[test]
+fn tcp_entries_are_checked_at_load() {
+    let dir = scratch_dir("tcp-config");
+    let cases = [
+        (
+            tcp_entry("a", "h", 1, "cert_min_days = 7"),
+            "[[tcp]] a: cert_min_days needs tls = true",
+        ),
+        (
+            format!(
+                "{}{}",
+                tcp_entry("a", "h", 1, ""),
+                tcp_entry("a", "h", 2, "")
+            ),
+            "[[tcp]] name \"a\" is used twice: pages are /tcp/<name>",
+        ),
+        (
+            "[[tcp]]\nname = \"a\"\nhost = \"h\"\n".to_string(),
+            "missing field `port`",
+        ),
+    ];
+    for (config, want) in cases {
+        std::fs::write(dir.join("config.toml"), &config).unwrap();
+        let out = app_command()
+            .current_dir(&dir)
+            .args(["config", "validate"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{config}: {stderr}");
+        assert!(stderr.contains(want), "{config}: want {want:?} in {stderr}");
+    }
+}

@@ -249,3 +249,48 @@ fn every_locked_package_has_a_hash_and_the_toolchain_is_the_pinned_one() {
         assert!(toolchain.contains(&format!("\"{needed}\"")), "{needed}");
     }
 }
+
+/// The README's "Layout, in layers" is what the code's imports say: `scripts/layers.py` finds
+/// no import circle in src/, and each layer it computes is listed, in order, in the README.
+#[test]
+fn the_import_layers_have_no_circle_and_match_the_readme() {
+    let out = Command::new("python3")
+        .arg(repo("scripts/layers.py"))
+        .output()
+        .expect("run scripts/layers.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let section = &readme[readme
+        .find("- Layout, in layers")
+        .expect("the layout section")..];
+    let section = &section[..section.find("\n\n").unwrap_or(section.len())];
+    let mut at = 0;
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("layer ")) {
+        let (n, modules) = line.split_once(": ").unwrap();
+        let item = format!("  {n}. ");
+        let start = section[at..]
+            .find(&item)
+            .map(|i| at + i)
+            .unwrap_or_else(|| panic!("README lists no layer {n}: {section}"));
+        let end = section[start + item.len()..]
+            .find("\n  ")
+            .and_then(|_| {
+                let next = format!("  {}. ", n.parse::<usize>().unwrap() + 1);
+                section[start..].find(&next).map(|i| start + i)
+            })
+            .unwrap_or(section.len());
+        let listed = &section[start..end];
+        for m in modules.split(", ") {
+            assert!(
+                listed.contains(&format!("`src/{m}.rs`")) || listed.contains(&format!("`src/{m}/")),
+                "README's layer {n} does not list {m}: {listed}"
+            );
+        }
+        at = start;
+    }
+}

@@ -45,6 +45,8 @@ schema::backends! {
     lambda: one lambda::LambdaConfig,
     #[cfg(feature = "http")]
     http: each http::HttpCheck,
+    #[cfg(feature = "tcp")]
+    tcp: each tcp::TcpCheck,
 }
 
 #[cfg(test)]
