@@ -157,6 +157,24 @@ where
     }
 }
 
+/// As [`failure`], but an error whose code is one of `missing_codes` (the resource does not
+/// exist) becomes a `query` failure with `missing`'s words: what to check in the config.
+pub fn failure_or_missing<E>(
+    err: &SdkError<E, HttpResponse>,
+    missing_codes: &[&str],
+    missing: impl FnOnce() -> String,
+    needs: &str,
+    endpoint: &Endpoint,
+) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match error_code(err) {
+        Some(c) if missing_codes.contains(&c.as_str()) => Failure::new(Stage::Query, missing()),
+        _ => failure(err, needs, endpoint),
+    }
+}
+
 /// Access denied as S3, DynamoDB and moto spell it (moto's DynamoDB denial is a 403 with an XML body).
 pub fn is_denied(code: &str) -> bool {
     matches!(code, "AccessDenied" | "AccessDeniedException" | "Forbidden")

@@ -6,10 +6,9 @@
 //! of this instance's own item (`suaicloudapp-probe-<instance id>`), so instances checking at
 //! once never read back each other's writes.
 
-use super::Probe;
+use super::aws_shell::{AwsCall, AwsProbe};
 use super::unit::{Build, Unit};
-use crate::aws::AwsContext;
-use crate::aws::errors::{self, Built, LazyClient};
+use crate::aws::errors::{self, Built};
 use crate::config::{Millis, Mode, Name};
 use crate::outcome::{Details, Failure, Stage};
 use aws_sdk_dynamodb::Client;
@@ -17,7 +16,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
+use aws_config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// `[dynamodb]`: the table and the key the seed app reads by.
@@ -39,7 +40,7 @@ fn default_partition_key() -> Name {
 
 
 impl Unit for DynamoConfig {
-    type Probe = DynamoProbe;
+    type Probe = AwsProbe<DynamoProbe>;
     const DATASTORE: bool = true;
 
     fn target(&self) -> String {
@@ -48,8 +49,8 @@ impl Unit for DynamoConfig {
     fn timeout(&self) -> Option<Millis> {
         self.timeout_ms
     }
-    fn build(&self, build: &Build<'_>) -> DynamoProbe {
-        DynamoProbe::new(self, build.budget, build.aws())
+    fn build(&self, build: &Build<'_>) -> Self::Probe {
+        AwsProbe::new(DynamoProbe::new(self), build)
     }
 }
 
@@ -64,42 +65,27 @@ fn write_key() -> String {
 /// How long a DescribeTable explanation is reused.
 const DESCRIBE_TTL: Duration = Duration::from_secs(30);
 
-/// Probes one table.
+/// Probes one table: its names, and the last explanation of a failure.
 pub struct DynamoProbe {
     table: String,
     key: String,
     mode: Mode,
-    client: LazyClient<Client>,
     /// The last DescribeTable explanation, with when and for which error code it was made.
     described: Mutex<Option<(Instant, String, Failure)>>,
 }
 
 impl DynamoProbe {
-    /// Remembers the table; the client is built on the first check.
-    pub fn new(cfg: &DynamoConfig, budget: Duration, aws: Arc<AwsContext>) -> DynamoProbe {
+    /// Remembers the table.
+    pub fn new(cfg: &DynamoConfig) -> DynamoProbe {
         DynamoProbe {
             table: cfg.table.to_string(),
             key: cfg.partition_key.to_string(),
             mode: cfg.mode,
-            client: LazyClient::new(aws, "DynamoDB", budget),
             described: Mutex::new(None),
         }
     }
 
-    async fn client(&self) -> &Built<Client> {
-        self.client
-            .get(|sdk, timeouts| {
-                Client::from_conf(
-                    aws_sdk_dynamodb::config::Builder::from(sdk)
-                        .timeout_config(timeouts)
-                        .build(),
-                )
-            })
-            .await
-    }
-
-    async fn run(&self) -> Result<Details, Failure> {
-        let built = self.client().await;
+    async fn run(&self, built: &Built<Client>) -> Result<Details, Failure> {
         let read = built
             .client
             .get_item()
@@ -284,8 +270,16 @@ impl DynamoProbe {
     }
 }
 
-impl Probe for DynamoProbe {
-    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
-        self.run().boxed()
+impl AwsCall for DynamoProbe {
+    type Client = Client;
+    const SERVICE: &'static str = "DynamoDB";
+
+    fn client(&self, sdk: &SdkConfig, timeouts: TimeoutConfig) -> Client {
+        let conf = aws_sdk_dynamodb::config::Builder::from(sdk).timeout_config(timeouts);
+        Client::from_conf(conf.build())
+    }
+
+    fn call<'a>(&'a self, built: &'a Built<Client>) -> BoxFuture<'a, Result<Details, Failure>> {
+        self.run(built).boxed()
     }
 }

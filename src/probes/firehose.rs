@@ -1,18 +1,17 @@
 //! `/firehose`: DescribeDeliveryStream (least privilege: `firehose:DescribeDeliveryStream`).
 //! `ACTIVE` is OK; otherwise the status and the failure description AWS gives.
 
-use super::Probe;
+use super::aws_shell::{AwsCall, AwsProbe};
 use super::unit::{Build, Unit};
-use crate::aws::AwsContext;
-use crate::aws::errors::{self, LazyClient};
+use crate::aws::errors::{self, Built};
 use crate::config::{aws_name, Millis};
 use crate::outcome::{Details, Failure, Stage};
+use aws_config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
 use aws_sdk_firehose::Client;
 use futures_util::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// `[firehose]`: a delivery stream (DescribeDeliveryStream).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -43,7 +42,7 @@ impl fmt::Display for DeliveryStreamName {
 }
 
 impl Unit for FirehoseConfig {
-    type Probe = FirehoseProbe;
+    type Probe = AwsProbe<FirehoseConfig>;
 
     fn target(&self) -> String {
         format!("firehose delivery stream {}", self.delivery_stream)
@@ -51,71 +50,55 @@ impl Unit for FirehoseConfig {
     fn timeout(&self) -> Option<Millis> {
         self.timeout_ms
     }
-    fn build(&self, build: &Build<'_>) -> FirehoseProbe {
-        FirehoseProbe::new(self, build.budget, build.aws())
+    fn build(&self, build: &Build<'_>) -> Self::Probe {
+        AwsProbe::new(self.clone(), build)
     }
 }
 
-/// Probes one delivery stream.
-pub struct FirehoseProbe {
-    stream: String,
-    client: LazyClient<Client>,
-}
+impl AwsCall for FirehoseConfig {
+    type Client = Client;
+    const SERVICE: &'static str = "Firehose";
 
-impl FirehoseProbe {
-    /// The client is built on the first check.
-    pub fn new(cfg: &FirehoseConfig, budget: Duration, aws: Arc<AwsContext>) -> FirehoseProbe {
-        FirehoseProbe {
-            stream: cfg.delivery_stream.to_string(),
-            client: LazyClient::new(aws, "Firehose", budget),
-        }
+    fn client(&self, sdk: &SdkConfig, timeouts: TimeoutConfig) -> Client {
+        let conf = aws_sdk_firehose::config::Builder::from(sdk).timeout_config(timeouts);
+        Client::from_conf(conf.build())
     }
 
-    async fn run(&self) -> Result<Details, Failure> {
-        let b = self
-            .client
-            .get(|sdk, t| {
-                Client::from_conf(
-                    aws_sdk_firehose::config::Builder::from(sdk)
-                        .timeout_config(t)
-                        .build(),
-                )
-            })
-            .await;
-        let s = &self.stream;
-        let out = match b.client.describe_delivery_stream().delivery_stream_name(s).send().await {
-            Ok(out) => out,
-            Err(e) if errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
-                return Err(Failure::new(
-                    Stage::Query,
-                    format!("delivery stream {s} does not exist in region {}: check [firehose] delivery_stream and [aws] region", b.region),
-                ))
+    fn call<'a>(&'a self, b: &'a Built<Client>) -> BoxFuture<'a, Result<Details, Failure>> {
+        async move {
+            let s = &self.delivery_stream;
+            let out = b
+                .client
+                .describe_delivery_stream()
+                .delivery_stream_name(s.to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    let arn = format!("arn:aws:firehose:{}:*:deliverystream/{s}", b.region);
+                    errors::failure_or_missing(
+                        &e,
+                        &["ResourceNotFoundException"],
+                        || format!("delivery stream {s} does not exist in region {}: check [firehose] delivery_stream and [aws] region", b.region),
+                        &format!("firehose:DescribeDeliveryStream on {arn}"),
+                        &b.endpoint,
+                    )
+                })?;
+            let d = out.delivery_stream_description();
+            let status = d
+                .map(|d| d.delivery_stream_status().as_str().to_string())
+                .unwrap_or_default();
+            if status == "ACTIVE" {
+                return Ok(vec![("status", status)]);
             }
-            Err(e) => {
-                let arn = format!("arn:aws:firehose:{}:*:deliverystream/{s}", b.region);
-                return Err(errors::failure(&e, &format!("firehose:DescribeDeliveryStream on {arn}"), &b.endpoint));
-            }
-        };
-        let d = out.delivery_stream_description();
-        let status = d
-            .map(|d| d.delivery_stream_status().as_str().to_string())
-            .unwrap_or_default();
-        if status == "ACTIVE" {
-            return Ok(vec![("status", status)]);
+            let why = d
+                .and_then(|d| d.failure_description())
+                .map(|f| format!(": {} {}", f.r#type().as_str(), f.details()))
+                .unwrap_or_default();
+            Err(Failure::new(
+                Stage::Query,
+                format!("delivery stream {s} is {status}, not ACTIVE{why}"),
+            ))
         }
-        let why = d
-            .and_then(|d| d.failure_description())
-            .map(|f| format!(": {} {}", f.r#type().as_str(), f.details()))
-            .unwrap_or_default();
-        Err(Failure::new(
-            Stage::Query,
-            format!("delivery stream {s} is {status}, not ACTIVE{why}"),
-        ))
-    }
-}
-
-impl Probe for FirehoseProbe {
-    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
-        self.run().boxed()
+        .boxed()
     }
 }

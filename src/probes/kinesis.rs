@@ -1,19 +1,18 @@
 //! `/kinesis`: DescribeStreamSummary (least privilege: `kinesis:DescribeStreamSummary`).
 //! `ACTIVE` with at least one open shard is OK; `mode = "write"` adds a small PutRecord.
 
-use super::Probe;
+use super::aws_shell::{AwsCall, AwsProbe};
 use super::unit::{Build, Unit};
-use crate::aws::AwsContext;
-use crate::aws::errors::{self, LazyClient};
+use crate::aws::errors::{self, Built};
 use crate::config::{aws_name, Millis, Mode};
 use crate::outcome::{Details, Failure, Stage};
-use aws_sdk_kinesis::Client;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
 use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::Client;
 use futures_util::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// `[kinesis]`: a data stream (DescribeStreamSummary; `write` adds a PutRecord).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -46,7 +45,7 @@ impl fmt::Display for StreamName {
 }
 
 impl Unit for KinesisConfig {
-    type Probe = KinesisProbe;
+    type Probe = AwsProbe<KinesisConfig>;
 
     fn target(&self) -> String {
         format!("kinesis stream {}", self.stream)
@@ -54,91 +53,70 @@ impl Unit for KinesisConfig {
     fn timeout(&self) -> Option<Millis> {
         self.timeout_ms
     }
-    fn build(&self, build: &Build<'_>) -> KinesisProbe {
-        KinesisProbe::new(self, build.budget, build.aws())
+    fn build(&self, build: &Build<'_>) -> Self::Probe {
+        AwsProbe::new(self.clone(), build)
     }
 }
 
-/// Probes one data stream.
-pub struct KinesisProbe {
-    stream: String,
-    mode: Mode,
-    client: LazyClient<Client>,
-}
+impl AwsCall for KinesisConfig {
+    type Client = Client;
+    const SERVICE: &'static str = "Kinesis";
 
-impl KinesisProbe {
-    /// The client is built on the first check.
-    pub fn new(cfg: &KinesisConfig, budget: Duration, aws: Arc<AwsContext>) -> KinesisProbe {
-        KinesisProbe {
-            stream: cfg.stream.to_string(),
-            mode: cfg.mode,
-            client: LazyClient::new(aws, "Kinesis", budget),
-        }
+    fn client(&self, sdk: &SdkConfig, timeouts: TimeoutConfig) -> Client {
+        let conf = aws_sdk_kinesis::config::Builder::from(sdk).timeout_config(timeouts);
+        Client::from_conf(conf.build())
     }
 
-    async fn run(&self) -> Result<Details, Failure> {
-        let b = self
-            .client
-            .get(|sdk, t| {
-                Client::from_conf(
-                    aws_sdk_kinesis::config::Builder::from(sdk)
-                        .timeout_config(t)
-                        .build(),
-                )
-            })
-            .await;
-        let s = &self.stream;
-        let arn = format!("arn:aws:kinesis:{}:*:stream/{s}", b.region);
-        let out = match b.client.describe_stream_summary().stream_name(s).send().await {
-            Ok(out) => out,
-            Err(e) if errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
+    fn call<'a>(&'a self, b: &'a Built<Client>) -> BoxFuture<'a, Result<Details, Failure>> {
+        async move {
+            let s = &self.stream;
+            let arn = format!("arn:aws:kinesis:{}:*:stream/{s}", b.region);
+            let out = b
+                .client
+                .describe_stream_summary()
+                .stream_name(s.to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    errors::failure_or_missing(
+                        &e,
+                        &["ResourceNotFoundException"],
+                        || format!("stream {s} does not exist in region {}: check [kinesis] stream and [aws] region", b.region),
+                        &format!("kinesis:DescribeStreamSummary on {arn}"),
+                        &b.endpoint,
+                    )
+                })?;
+            let summary = out.stream_description_summary();
+            let status = summary
+                .map(|d| d.stream_status().as_str().to_string())
+                .unwrap_or_default();
+            let open = summary.map_or(0, |d| d.open_shard_count());
+            if status != "ACTIVE" {
                 return Err(Failure::new(
                     Stage::Query,
-                    format!("stream {s} does not exist in region {}: check [kinesis] stream and [aws] region", b.region),
-                ))
-            }
-            Err(e) => return Err(errors::failure(&e, &format!("kinesis:DescribeStreamSummary on {arn}"), &b.endpoint)),
-        };
-        let summary = out.stream_description_summary();
-        let status = summary
-            .map(|d| d.stream_status().as_str().to_string())
-            .unwrap_or_default();
-        let open = summary.map_or(0, |d| d.open_shard_count());
-        if status != "ACTIVE" {
-            return Err(Failure::new(
-                Stage::Query,
-                format!("stream {s} is {status}, not ACTIVE"),
-            ));
-        }
-        if open < 1 {
-            return Err(Failure::new(
-                Stage::Query,
-                format!("stream {s} is ACTIVE but has no open shard"),
-            ));
-        }
-        if self.mode == Mode::Write {
-            let put = b
-                .client
-                .put_record()
-                .stream_name(s)
-                .partition_key("suaicloudapp-probe")
-                .data(Blob::new(b"suaicloudapp probe".to_vec()))
-                .send()
-                .await;
-            if let Err(e) = put {
-                return Err(errors::failure(
-                    &e,
-                    &format!("kinesis:PutRecord on {arn}"),
-                    &b.endpoint,
+                    format!("stream {s} is {status}, not ACTIVE"),
                 ));
             }
+            if open < 1 {
+                return Err(Failure::new(
+                    Stage::Query,
+                    format!("stream {s} is ACTIVE but has no open shard"),
+                ));
+            }
+            if self.mode == Mode::Write {
+                b.client
+                    .put_record()
+                    .stream_name(s.to_string())
+                    .partition_key("suaicloudapp-probe")
+                    .data(Blob::new(b"suaicloudapp probe".to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        errors::failure(&e, &format!("kinesis:PutRecord on {arn}"), &b.endpoint)
+                    })?;
+            }
+            Ok(vec![("open_shards", open.to_string())])
         }
-        Ok(vec![("open_shards", open.to_string())])
-    }
-}
-
-impl Probe for KinesisProbe {
-    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
-        self.run().boxed()
+        .boxed()
     }
 }

@@ -1,18 +1,17 @@
 //! `/lambda`: GetFunctionConfiguration (least privilege: `lambda:GetFunctionConfiguration`).
 //! OK when `State` is `Active` and `LastUpdateStatus` is `Successful`; otherwise both, with reasons.
 
-use super::Probe;
+use super::aws_shell::{AwsCall, AwsProbe};
 use super::unit::{Build, Unit};
-use crate::aws::AwsContext;
-use crate::aws::errors::{self, LazyClient};
-use crate::config::{Millis};
+use crate::aws::errors::{self, Built};
+use crate::config::Millis;
 use crate::outcome::{Details, Failure, Stage};
+use aws_config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
 use aws_sdk_lambda::Client;
 use futures_util::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// `[lambda]`: a function (GetFunctionConfiguration).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -63,7 +62,7 @@ impl fmt::Display for FunctionName {
 }
 
 impl Unit for LambdaConfig {
-    type Probe = LambdaProbe;
+    type Probe = AwsProbe<LambdaConfig>;
 
     fn target(&self) -> String {
         format!("lambda function {}", self.function)
@@ -71,80 +70,65 @@ impl Unit for LambdaConfig {
     fn timeout(&self) -> Option<Millis> {
         self.timeout_ms
     }
-    fn build(&self, build: &Build<'_>) -> LambdaProbe {
-        LambdaProbe::new(self, build.budget, build.aws())
+    fn build(&self, build: &Build<'_>) -> Self::Probe {
+        AwsProbe::new(self.clone(), build)
     }
 }
 
-/// Probes one function; never invokes it.
-pub struct LambdaProbe {
-    function: String,
-    client: LazyClient<Client>,
-}
+/// Never invokes the function: its configuration says whether it can run.
+impl AwsCall for LambdaConfig {
+    type Client = Client;
+    const SERVICE: &'static str = "Lambda";
 
-impl LambdaProbe {
-    /// The client is built on the first check.
-    pub fn new(cfg: &LambdaConfig, budget: Duration, aws: Arc<AwsContext>) -> LambdaProbe {
-        LambdaProbe {
-            function: cfg.function.to_string(),
-            client: LazyClient::new(aws, "Lambda", budget),
-        }
+    fn client(&self, sdk: &SdkConfig, timeouts: TimeoutConfig) -> Client {
+        let conf = aws_sdk_lambda::config::Builder::from(sdk).timeout_config(timeouts);
+        Client::from_conf(conf.build())
     }
 
-    async fn run(&self) -> Result<Details, Failure> {
-        let b = self
-            .client
-            .get(|sdk, t| {
-                Client::from_conf(
-                    aws_sdk_lambda::config::Builder::from(sdk)
-                        .timeout_config(t)
-                        .build(),
-                )
-            })
-            .await;
-        let f = &self.function;
-        let out = match b.client.get_function_configuration().function_name(f).send().await {
-            Ok(out) => out,
-            Err(e) if errors::error_code(&e).as_deref() == Some("ResourceNotFoundException") => {
-                return Err(Failure::new(
-                    Stage::Query,
-                    format!("function {f} does not exist in region {}: check [lambda] function and [aws] region", b.region),
-                ))
+    fn call<'a>(&'a self, b: &'a Built<Client>) -> BoxFuture<'a, Result<Details, Failure>> {
+        async move {
+            let f = &self.function;
+            let out = b
+                .client
+                .get_function_configuration()
+                .function_name(f.to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    let arn = format!("arn:aws:lambda:{}:*:function:{f}", b.region);
+                    errors::failure_or_missing(
+                        &e,
+                        &["ResourceNotFoundException"],
+                        || format!("function {f} does not exist in region {}: check [lambda] function and [aws] region", b.region),
+                        &format!("lambda:GetFunctionConfiguration on {arn}"),
+                        &b.endpoint,
+                    )
+                })?;
+            let state = out
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "unknown".into());
+            let update = out
+                .last_update_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "unknown".into());
+            if state == "Active" && update == "Successful" {
+                return Ok(vec![("state", state), ("last_update_status", update)]);
             }
-            Err(e) => {
-                let arn = format!("arn:aws:lambda:{}:*:function:{f}", b.region);
-                return Err(errors::failure(&e, &format!("lambda:GetFunctionConfiguration on {arn}"), &b.endpoint));
-            }
-        };
-        let state = out
-            .state()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        let update = out
-            .last_update_status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        if state == "Active" && update == "Successful" {
-            return Ok(vec![("state", state), ("last_update_status", update)]);
+            let reasons: Vec<&str> = [out.state_reason(), out.last_update_status_reason()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let why = if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join("; "))
+            };
+            Err(Failure::new(
+                Stage::Query,
+                format!("function {f}: State {state}, LastUpdateStatus {update}; want Active and Successful{why}"),
+            ))
         }
-        let reasons: Vec<&str> = [out.state_reason(), out.last_update_status_reason()]
-            .into_iter()
-            .flatten()
-            .collect();
-        let why = if reasons.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", reasons.join("; "))
-        };
-        Err(Failure::new(
-            Stage::Query,
-            format!("function {f}: State {state}, LastUpdateStatus {update}; want Active and Successful{why}"),
-        ))
-    }
-}
-
-impl Probe for LambdaProbe {
-    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
-        self.run().boxed()
+        .boxed()
     }
 }

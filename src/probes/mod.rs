@@ -7,6 +7,7 @@
 //! A probe knows exactly one backend and returns data ([`Outcome`](crate::outcome::Outcome));
 //! it never formats HTTP. Its budget and target are the registry's, read from its section.
 
+pub mod aws_shell;
 mod registry;
 pub mod runner;
 mod schema;

@@ -3,18 +3,17 @@
 //! Knows S3's answers to HeadBucket: 403 (IAM), 404 (no bucket), 301 (bucket in another
 //! region, named by the `x-amz-bucket-region` header).
 
-use super::Probe;
+use super::aws_shell::{AwsCall, AwsProbe};
 use super::unit::{Build, Unit};
-use crate::aws::AwsContext;
-use crate::aws::errors::{self, Built, LazyClient};
+use crate::aws::errors::{self, Built};
 use crate::config::{Millis, Name};
 use crate::outcome::{Details, Failure, Stage};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
 use futures_util::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::time::Duration;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
 
 /// `[s3]`: the bucket HeadBucket is sent to.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -26,7 +25,7 @@ pub struct S3Config {
 }
 
 impl Unit for S3Config {
-    type Probe = S3Probe;
+    type Probe = AwsProbe<S3Config>;
 
     fn target(&self) -> String {
         format!("s3://{}", self.bucket)
@@ -34,49 +33,38 @@ impl Unit for S3Config {
     fn timeout(&self) -> Option<Millis> {
         self.timeout_ms
     }
-    fn build(&self, build: &Build<'_>) -> S3Probe {
-        S3Probe::new(self, build.budget, build.aws())
+    fn build(&self, build: &Build<'_>) -> Self::Probe {
+        AwsProbe::new(self.clone(), build)
     }
 }
 
-/// Probes one bucket with a client built on first use and kept.
-pub struct S3Probe {
-    bucket: String,
-    client: LazyClient<Client>,
+impl AwsCall for S3Config {
+    type Client = Client;
+    const SERVICE: &'static str = "S3";
+
+    /// Emulators (and VPC interface endpoints) want path-style addressing.
+    fn client(&self, sdk: &SdkConfig, timeouts: TimeoutConfig) -> Client {
+        let conf = aws_sdk_s3::config::Builder::from(sdk)
+            .timeout_config(timeouts)
+            .force_path_style(sdk.endpoint_url().is_some());
+        Client::from_conf(conf.build())
+    }
+
+    fn call<'a>(&'a self, built: &'a Built<Client>) -> BoxFuture<'a, Result<Details, Failure>> {
+        self.head_bucket(built).boxed()
+    }
 }
 
-impl S3Probe {
-    /// Remembers the bucket; the client is built on the first check.
-    pub fn new(cfg: &S3Config, budget: Duration, aws: Arc<AwsContext>) -> S3Probe {
-        S3Probe {
-            bucket: cfg.bucket.to_string(),
-            client: LazyClient::new(aws, "S3", budget),
-        }
-    }
-
-    async fn client(&self) -> &Built<Client> {
-        self.client
-            .get(|sdk, timeouts| {
-                // Emulators (and VPC interface endpoints) want path-style addressing.
-                let conf = aws_sdk_s3::config::Builder::from(sdk)
-                    .timeout_config(timeouts)
-                    .force_path_style(sdk.endpoint_url().is_some())
-                    .build();
-                Client::from_conf(conf)
-            })
-            .await
-    }
-
+impl S3Config {
     /// The IAM permission HeadBucket needs, for messages.
     fn needs(&self) -> String {
         format!("s3:ListBucket on arn:aws:s3:::{}", self.bucket)
     }
 
-    async fn head_bucket(&self) -> Result<Details, Failure> {
-        let built = self.client().await;
-        match built.client.head_bucket().bucket(&self.bucket).send().await {
+    async fn head_bucket(&self, built: &Built<Client>) -> Result<Details, Failure> {
+        match built.client.head_bucket().bucket(self.bucket.to_string()).send().await {
             Ok(out) => Ok(vec![
-                ("bucket", self.bucket.clone()),
+                ("bucket", self.bucket.to_string()),
                 (
                     "region",
                     out.bucket_region().unwrap_or(&built.region).to_string(),
@@ -124,7 +112,7 @@ impl S3Probe {
         let probe = built
             .client
             .list_objects_v2()
-            .bucket(b)
+            .bucket(b.as_str())
             .max_keys(1)
             .send()
             .await;
@@ -146,11 +134,5 @@ impl S3Probe {
                 ),
             ),
         }
-    }
-}
-
-impl Probe for S3Probe {
-    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
-        self.head_bucket().boxed()
     }
 }

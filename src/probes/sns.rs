@@ -2,19 +2,17 @@
 //! The ARN names the topic's region and account, so the client goes to that region and every
 //! message says which region and account it looked in.
 
-use super::Probe;
+use super::aws_shell::{AwsCall, AwsProbe};
 use super::unit::{Build, Unit};
-use crate::aws::AwsContext;
-use crate::aws::errors::{self, LazyClient};
-use crate::config::{Millis};
+use crate::aws::errors::{self, Built};
+use crate::config::Millis;
 use crate::outcome::{Details, Failure, Stage};
-use aws_config::Region;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{Region, SdkConfig};
 use aws_sdk_sns::Client;
 use futures_util::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// `[sns]`: a topic (GetTopicAttributes), addressed by ARN so its region is known.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -74,7 +72,7 @@ impl fmt::Display for TopicArn {
 }
 
 impl Unit for SnsConfig {
-    type Probe = SnsProbe;
+    type Probe = AwsProbe<SnsConfig>;
 
     fn target(&self) -> String {
         self.topic_arn.to_string()
@@ -82,82 +80,50 @@ impl Unit for SnsConfig {
     fn timeout(&self) -> Option<Millis> {
         self.timeout_ms
     }
-    fn build(&self, build: &Build<'_>) -> SnsProbe {
-        SnsProbe::new(self, build.budget, build.aws())
+    fn build(&self, build: &Build<'_>) -> Self::Probe {
+        AwsProbe::new(self.clone(), build)
     }
 }
 
-/// Probes one topic.
-pub struct SnsProbe {
-    /// Checked at load: `arn:aws:sns:REGION:ACCOUNT:NAME`.
-    arn: TopicArn,
-    client: LazyClient<Client>,
-}
+impl AwsCall for SnsConfig {
+    type Client = Client;
+    const SERVICE: &'static str = "SNS";
 
-impl SnsProbe {
-    /// The client is built on the first check, in the topic's region.
-    pub fn new(cfg: &SnsConfig, budget: Duration, aws: Arc<AwsContext>) -> SnsProbe {
-        SnsProbe {
-            arn: cfg.topic_arn.clone(),
-            client: LazyClient::new(aws, "SNS", budget),
+    /// In the topic's region, whatever `[aws] region` says: that is where the topic is.
+    fn client(&self, sdk: &SdkConfig, timeouts: TimeoutConfig) -> Client {
+        let conf = aws_sdk_sns::config::Builder::from(sdk)
+            .timeout_config(timeouts)
+            .region(Region::new(self.topic_arn.region().to_string()));
+        Client::from_conf(conf.build())
+    }
+
+    fn call<'a>(&'a self, b: &'a Built<Client>) -> BoxFuture<'a, Result<Details, Failure>> {
+        async move {
+            let arn = &self.topic_arn;
+            let whose = format!("(region {}, account {})", arn.region(), arn.account());
+            let out = b
+                .client
+                .get_topic_attributes()
+                .topic_arn(arn.to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    let code = errors::error_code(&e);
+                    if matches!(code.as_deref(), Some("NotFound" | "NotFoundException")) {
+                        let missing = format!("topic {arn} does not exist {whose}: check [sns] topic_arn");
+                        return Failure::new(Stage::Query, missing);
+                    }
+                    let needs = format!("sns:GetTopicAttributes on {arn}");
+                    let f = errors::failure(&e, &needs, &b.endpoint);
+                    Failure::new(f.stage, format!("{} {whose}", f.cause))
+                })?;
+            let subs = out
+                .attributes()
+                .and_then(|a| a.get("SubscriptionsConfirmed"))
+                .cloned()
+                .unwrap_or_default();
+            Ok(vec![("subscriptions_confirmed", subs)])
         }
-    }
-
-    async fn run(&self) -> Result<Details, Failure> {
-        let region = self.arn.region().to_string();
-        let b = self
-            .client
-            .get(|sdk, t| {
-                let conf = aws_sdk_sns::config::Builder::from(sdk)
-                    .timeout_config(t)
-                    .region(Region::new(region.clone()));
-                Client::from_conf(conf.build())
-            })
-            .await;
-        let whose = format!("(region {region}, account {})", self.arn.account());
-        match b
-            .client
-            .get_topic_attributes()
-            .topic_arn(self.arn.to_string())
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let subs = out
-                    .attributes()
-                    .and_then(|a| a.get("SubscriptionsConfirmed"))
-                    .cloned()
-                    .unwrap_or_default();
-                Ok(vec![("subscriptions_confirmed", subs)])
-            }
-            Err(e)
-                if matches!(
-                    errors::error_code(&e).as_deref(),
-                    Some("NotFound" | "NotFoundException")
-                ) =>
-            {
-                Err(Failure::new(
-                    Stage::Query,
-                    format!(
-                        "topic {} does not exist {whose}: check [sns] topic_arn",
-                        self.arn
-                    ),
-                ))
-            }
-            Err(e) => {
-                let f = errors::failure(
-                    &e,
-                    &format!("sns:GetTopicAttributes on {}", self.arn),
-                    &b.endpoint,
-                );
-                Err(Failure::new(f.stage, format!("{} {whose}", f.cause)))
-            }
-        }
-    }
-}
-
-impl Probe for SnsProbe {
-    fn check(&self) -> BoxFuture<'_, Result<Details, Failure>> {
-        self.run().boxed()
+        .boxed()
     }
 }
