@@ -1,5 +1,8 @@
 # The two commands a new user needs (see README.md):
 #   make run    test backends up, then the server on a local config that points at them
+#   make check  the pinned Rust toolchain, format check, clippy, then the unit tests and the
+#               fast tier only (tests/fast/: the server in-process, stand-in probes): no
+#               backend, no static build, loopback only; for every edit
 #   make test   the pinned Rust toolchain, test backends up, then format check, clippy, the
 #               static musl build, and the whole test suite (tests/static_binary.rs and
 #               tests/packer.rs use that build)
@@ -18,7 +21,7 @@
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
 #   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
 #               (also part of `make test`, through tests/vm_rehearsal.rs)
-.PHONY: run test env env-down lint toolchain build release static static-aarch64 dist image embed bench vm-rehearsal deps-update
+.PHONY: run check test env env-down lint toolchain build release static static-aarch64 dist image embed bench vm-rehearsal deps-update
 
 env:
 	scripts/test-env.sh up
@@ -61,6 +64,10 @@ image: static
 
 embed:
 	scripts/sync-embedded.sh
+
+# Needs no running backend and no .test-env: the fast tier builds its servers from TOML strings.
+check: lint
+	cargo test --lib --test fast
 
 # Prerequisites run in this order (toolchain, env, lint, static, static-aarch64, image), then
 # the tests.

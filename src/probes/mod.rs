@@ -17,7 +17,7 @@ use crate::outcome::{Details, Failure};
 use futures_util::future::BoxFuture;
 
 pub use registry::{
-    backend, not_configured_notes, prepare, secret_vars, Backend, Lookup, Registry,
+    backend, not_configured_notes, prepare, secret_vars, Backend, Given, Lookup, Registry,
 };
 pub use runner::ProbeRunner;
 pub use schema::LOGS_TOKEN_ENV;

@@ -4,7 +4,7 @@
 
 use super::runner::ProbeRunner;
 use super::unit::{AnyUnit, Build, Slot, Unit};
-use super::{Config, BACKENDS};
+use super::{Config, Probe, BACKENDS};
 use crate::aws::{AwsContext, AwsSettings};
 use crate::config::ConfigError;
 use crate::metrics::Metrics;
@@ -158,6 +158,18 @@ pub enum Lookup<'a> {
     Unknown,
 }
 
+/// A probe built by the caller ([`Registry::from_probes`]) with what the registry would have
+/// read from its section.
+pub struct Given {
+    /// The page: `database`, `http/<entry>`.
+    pub page: String,
+    /// Where it goes, as pages and messages name it.
+    pub target: String,
+    /// The whole check's budget.
+    pub budget: Duration,
+    pub probe: Arc<dyn Probe>,
+}
+
 /// Every probe this binary knows, and a runner for each one that is configured.
 pub struct Registry {
     known: Vec<String>,
@@ -203,6 +215,36 @@ impl Registry {
             }
         }
         r
+    }
+
+    /// Runners for probes the caller built, not the config's sections: the seam the fast test
+    /// tier (`tests/fast/`) serves pages through, with stand-ins and no backend. In the given
+    /// order, with the config's cache window; no client is created and no section read. Every
+    /// one-page backend stays known, as [`Registry::build`] has it, so a page given no probe
+    /// answers "not configured"; other names (`http/<entry>`) become known by being given.
+    /// `metrics` must be the ones the server exports, or `/metrics` will not see these checks.
+    pub fn from_probes(config: &Config, probes: Vec<Given>, metrics: Arc<Metrics>) -> Registry {
+        let cache = Duration::from_millis(config.probes.cache_ms);
+        let mut known: Vec<String> = BACKENDS
+            .iter()
+            .filter(|b| !b.per_entry)
+            .map(|b| b.name.to_string())
+            .collect();
+        let mut runners = Vec::with_capacity(probes.len());
+        for g in probes {
+            if !known.contains(&g.page) {
+                known.push(g.page.clone());
+            }
+            runners.push(ProbeRunner::new(
+                g.page,
+                g.target,
+                g.budget,
+                g.probe,
+                cache,
+                metrics.clone(),
+            ));
+        }
+        Registry { known, runners }
     }
 
     /// Finds the runner behind a page name.

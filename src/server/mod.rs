@@ -70,6 +70,20 @@ impl App {
     /// Builds the probes (clients included) for `config`.
     pub fn new(config: &Config, loaded: &Loaded, shared: Shared) -> App {
         let registry = Registry::build(config, shared.metrics.clone());
+        App::with_registry(config, loaded, registry, shared)
+    }
+
+    /// As [`App::new`], with the probes already built: the fast test tier passes a registry of
+    /// stand-ins ([`Registry::from_probes`]), so pages are served in-process with no backend.
+    /// `registry` should count into `shared.metrics`, as [`App::new`]'s does. A `[health]
+    /// ready` name with no runner in `registry` is left out of the group (with
+    /// [`Registry::build`] validation has made that impossible).
+    pub fn with_registry(
+        config: &Config,
+        loaded: &Loaded,
+        registry: Registry,
+        shared: Shared,
+    ) -> App {
         // Config validation has checked every name against the configured sections.
         let ready = config
             .health
