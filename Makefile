@@ -4,14 +4,14 @@
 #               fast tier only (tests/fast/: the server in-process, stand-in probes): no
 #               backend, no static build, loopback only; for every edit
 #   make test   the pinned Rust toolchain, test backends up, then format check, clippy, the
-#               static musl build, and the whole test suite (tests/static_binary.rs and
-#               tests/packer.rs use that build)
+#               static musl build, and the whole test suite (tests/release/static_binary.rs and
+#               tests/release/packer.rs use that build)
 #   make deps-update  move the Python pins on purpose: re-resolve scripts/requirements.lock,
 #               run make test with it, commit the lock (scripts/deps-update.sh)
 #   make static the static release binary target/x86_64-unknown-linux-musl/release/suaicloudapp
 #               (installs musl-tools, packer and the rustup target when missing)
 #   make static-aarch64  the same for Graviton: target/aarch64-unknown-linux-musl/release/...
-#               (installs gcc-aarch64-linux-gnu and qemu-user-static; tests/aarch64.rs runs it)
+#               (installs gcc-aarch64-linux-gnu and qemu-user-static; tests/release/aarch64.rs runs it)
 #   make dist   release artifacts in dist/: both static binaries, named with the version, and
 #               SHA256SUMS (scripts/dist.sh)
 #   make image  dist/suaicloudapp-<version>-<arch>.oci.tar: an OCI image (FROM scratch) of each
@@ -20,7 +20,7 @@
 #               deploy/cloudformation.yaml (scripts/sync-embedded.sh; tests fail when stale)
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
 #   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
-#               (also part of `make test`, through tests/vm_rehearsal.rs)
+#               (also part of `make test`, through tests/vm/vm_rehearsal.rs)
 .PHONY: run check test env env-down lint toolchain build release static static-aarch64 dist image embed bench vm-rehearsal deps-update
 
 env:
@@ -40,7 +40,7 @@ run: env build
 
 lint: toolchain
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 static:
 	scripts/build-static.sh

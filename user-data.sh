@@ -184,7 +184,7 @@ cat >"$unit_tmp" <<'UNIT'
 # which also need Linux 5.8 or later (all three ship newer kernels). Amazon Linux 2 (systemd
 # 219, which ignores most of this sandbox and would run the service as root) reached its end
 # of support on 2026-06-30 and is not supported. `systemd-analyze security` rates this unit
-# 1.5 or lower (tests/deploy.rs).
+# 1.5 or lower (tests/deploy/deploy.rs).
 
 [Unit]
 Description=suaicloudapp health and probe pages
@@ -291,7 +291,7 @@ SystemCallArchitectures=native
 # Only the system calls a network service makes (@system-service), less the privileged ones
 # (setuid, chroot, ...) and resource changes (setrlimit, sched_setaffinity, ...). Those the
 # binary makes were checked under load, reload and the prctl/execve of its start
-# (tests/least_privilege.rs). A call outside the list fails with EPERM instead of killing
+# (tests/serve/least_privilege.rs). A call outside the list fails with EPERM instead of killing
 # the process.
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources

@@ -6,9 +6,9 @@
 # Idempotent: on a fresh Debian machine it first installs what is missing
 #   - musl-tools (x86_64-linux-musl-gcc: ring and mimalloc compile C for the musl target)
 #   - for aarch64: gcc-aarch64-linux-gnu (the C cross compiler for ring and mimalloc, and the
-#     linker driver) and qemu-user-static (runs the result here: the check below, tests/aarch64.rs)
+#     linker driver) and qemu-user-static (runs the result here: the check below, tests/release/aarch64.rs)
 #   - file (to check the result)
-#   - packer (Debian's 1.6.6: tests/packer.rs validates packer/suaicloudapp.pkr.hcl offline)
+#   - packer (Debian's 1.6.6: tests/release/packer.rs validates packer/suaicloudapp.pkr.hcl offline)
 #   - the rustup target
 # and skips each step when it is already there. Then it builds with the normal target/ dir (warm
 # cache: about 40 s incremental, about 7 min clean on 2 cores; aarch64 clean: longer), checks

@@ -11,7 +11,7 @@
 # and the directory list the same files; anything else there (an OCI image) is left alone.
 #
 # Usage: scripts/dist.sh [--no-build] [--out DIR]
-#   --no-build   package the binaries already in target/ (tests/release.rs uses this)
+#   --no-build   package the binaries already in target/ (tests/release/release.rs uses this)
 #   --out DIR    write there instead of dist/
 set -euo pipefail
 

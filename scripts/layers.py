@@ -6,7 +6,7 @@ Reads every `crate::NAME` path outside comments and `#[cfg(test)] mod tests`, gr
 by top-level module (src/probes/*.rs is `probes`), prints each module's imports, then the
 layers: a module's layer is one more than the highest layer it imports. Exits 1, naming the
 loop, when modules import each other in a circle (then no layering exists). The README's
-"Layout, in layers" is this output; tests/release.rs runs it.
+"Layout, in layers" is this output; tests/release/release.rs runs it.
 """
 import os
 import re

@@ -3,8 +3,8 @@
 #   systemd/suaicloudapp.service -> the <<'UNIT' heredoc of user-data.sh
 #   user-data.sh                 -> the UserData block of deploy/cloudformation.yaml (between its
 #                                   "# BEGIN user-data.sh" and "# END user-data.sh" lines)
-# in that order, so an edited unit reaches the stack's user-data too. Idempotent; tests/deploy.rs
-# and tests/cloudformation.rs fail when a copy is stale.
+# in that order, so an edited unit reaches the stack's user-data too. Idempotent; tests/deploy/deploy.rs
+# and tests/deploy/cloudformation.rs fail when a copy is stale.
 #
 # Usage: scripts/sync-embedded.sh
 set -euo pipefail

@@ -202,19 +202,19 @@ ensure_packages() {
     have openssl || pkgs+=(openssl)
     have curl || pkgs+=(curl ca-certificates)
     have python3 || pkgs+=(python3)
-    # Deploy tests (tests/deploy.rs): Debian's AWS CLI v2 at /usr/bin/aws (a plain `aws` on PATH
+    # Deploy tests (tests/deploy/deploy.rs): Debian's AWS CLI v2 at /usr/bin/aws (a plain `aws` on PATH
     # may be a v1 shim), shellcheck for user-data.sh and the scripts, systemd-analyze for the unit.
     [[ -x /usr/bin/aws ]] || pkgs+=(awscli)
     have shellcheck || pkgs+=(shellcheck)
     have systemd-analyze || pkgs+=(systemd)
-    # tests/least_privilege.rs loads the unit's SystemCallFilter= with libseccomp's Python binding.
+    # tests/serve/least_privilege.rs loads the unit's SystemCallFilter= with libseccomp's Python binding.
     /usr/bin/python3 -c 'import seccomp' 2>/dev/null || pkgs+=(python3-seccomp)
-    # Dashboard tests (tests/dashboard.rs): Debian's headless Chromium renders the page.
+    # Dashboard tests (tests/serve/dashboard.rs): Debian's headless Chromium renders the page.
     have chromium || pkgs+=(chromium)
-    # ALB sign-in tests (tests/alb_auth.rs) sign ES256 tokens; the image test needs the CA bundle.
+    # ALB sign-in tests (tests/serve/alb_auth.rs) sign ES256 tokens; the image test needs the CA bundle.
     python3 -c 'import cryptography' 2>/dev/null || pkgs+=(python3-cryptography)
     [[ -f /etc/ssl/certs/ca-certificates.crt ]] || pkgs+=(ca-certificates)
-    # Fleet tests (tests/fleet.rs): promtool checks /metrics' classic text format, HAProxy
+    # Fleet tests (tests/serve/fleet.rs): promtool checks /metrics' classic text format, HAProxy
     # stands in for the load balancer in front of the binary.
     have promtool || pkgs+=(prometheus)
     have haproxy || pkgs+=(haproxy)
@@ -662,7 +662,7 @@ setup_moto_b() {
 # env file + report
 
 # env_line KEY VALUE: quote only when needed. Double quotes when they suffice:
-# tests/common/mod.rs strips double quotes (not single ones) from values.
+# tests/harness/src/lib.rs strips double quotes (not single ones) from values.
 env_line() {
     local v=$2
     if [[ $v =~ ^[A-Za-z0-9_./:,@%+=-]*$ ]]; then

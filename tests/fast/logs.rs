@@ -4,7 +4,7 @@
 //! What is not here: that `/logs` shows the server's own access lines. Those reach the file
 //! through the process-wide subscriber and writer thread (`logs::init`, once per process),
 //! which a test binary running tests side by side cannot give each test; the full tier
-//! (tests/core.rs, tests/logs.rs) covers it against the real binary.
+//! (tests/serve/pages.rs, tests/serve/logs.rs) covers it against the real binary.
 
 use crate::support::{tail_turn, Fixture};
 use std::path::Path;
