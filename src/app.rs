@@ -196,6 +196,17 @@ impl Signals {
     }
 }
 
+/// Says once, at start, what the config leaves open: `/logs` without a token or sign-in, and a
+/// sign-in that admits every user the identity provider knows.
+fn warn_if_open(config: &Config) {
+    if let Some(note) = crate::config::logs_open_note(&config.logs, config.auth.is_some()) {
+        warn!("{note}");
+    }
+    if config.auth.as_ref().is_some_and(|a| a.admits_any_user()) {
+        warn!("[auth] admits every user the identity provider signs in: set allowed_clients, email_domains, groups or claims");
+    }
+}
+
 /// Serves until SIGTERM or SIGINT: log file, signals, listener, READY to systemd, then the
 /// background tasks (re-fetch while on the last known good copy, SIGHUP reload) beside the
 /// server, all stopped once it has drained.
@@ -230,6 +241,7 @@ async fn serve(
     )));
     let addr = listener.local_addr()?;
     info!(version = env!("CARGO_PKG_VERSION"), "listening on {addr}");
+    warn_if_open(&config);
     let watchdog = watchdog::spawn();
     notify(NotifyState::Ready);
     identity::spawn_lookup(shared.identity.clone());

@@ -3,6 +3,7 @@
 
 use super::Millis;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// `[auth]`: when present, `/logs`, the dashboard, JSON answers and (optionally) `/metrics`
 /// require the `x-amzn-oidc-data` token the ALB signs after a user signed in.
@@ -22,13 +23,65 @@ pub struct AuthConfig {
     /// The budget for fetching one public key.
     #[serde(default = "default_key_timeout")]
     pub key_timeout_ms: Millis,
+    /// The token's `client` (the ALB listener rule's OIDC client id or Cognito app client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_clients: Vec<String>,
+    /// The `email` claim's domain (`example.com` admits `ops@example.com`, not
+    /// `ops@example.com.evil`); an `email_verified` of `false` is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_domains: Vec<String>,
+    /// At least one of these in the `cognito:groups` claim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Any other claim and the values it may have (a string claim equal to one, or a list
+    /// claim holding one), e.g. `claims = { "custom:team" = ["sre"] }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Vec<String>>,
 }
 
 fn default_key_timeout() -> Millis {
     Millis(2_000)
 }
 
+/// The authorization keys: signing in proves who someone is, not that they may read the
+/// logs. A Cognito pool with self sign-up or a Google login without a domain limit lets anyone
+/// sign in, and one ALB may sign tokens for other applications. A key left empty allows
+/// everyone on that count; every key set must hold.
 impl AuthConfig {
+    /// Whether no authorization key is set: every signed-in user gets in.
+    pub fn admits_any_user(&self) -> bool {
+        self.allowed_clients.is_empty()
+            && self.email_domains.is_empty()
+            && self.groups.is_empty()
+            && self.claims.is_empty()
+    }
+
+    fn validate_allow(&self) -> Result<(), String> {
+        let lists = [
+            ("allowed_clients", &self.allowed_clients),
+            ("email_domains", &self.email_domains),
+            ("groups", &self.groups),
+        ];
+        for (key, values) in lists {
+            if values.iter().any(|v| v.trim().is_empty()) {
+                return Err(format!("[auth] {key} must not hold an empty string"));
+            }
+        }
+        if let Some(d) = self.email_domains.iter().find(|d| d.contains('@')) {
+            return Err(format!(
+                "[auth] email_domains holds {d:?}: give the domain alone (example.com)"
+            ));
+        }
+        for (claim, values) in &self.claims {
+            if claim.is_empty() || values.is_empty() || values.iter().any(String::is_empty) {
+                return Err(format!(
+                    "[auth] claims.{claim:?} needs a claim name and at least one non-empty value"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The region in `alb_arn` (`arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/...`).
     pub fn region(&self) -> Option<&str> {
         let parts: Vec<&str> = self.alb_arn.split(':').collect();
@@ -66,7 +119,7 @@ impl AuthConfig {
                 ));
             }
         }
-        Ok(())
+        self.validate_allow()
     }
 }
 
@@ -80,6 +133,10 @@ mod tests {
             key_url: key_url.map(Into::into),
             protect_metrics: false,
             key_timeout_ms: default_key_timeout(),
+            allowed_clients: vec![],
+            email_domains: vec![],
+            groups: vec![],
+            claims: BTreeMap::new(),
         }
     }
 
@@ -97,5 +154,19 @@ mod tests {
         assert!(auth("arn:aws:s3:::bucket", None).validate().is_err());
         let bad_url = auth(&a.alb_arn, Some("ftp://x/"));
         assert!(bad_url.validate().is_err());
+    }
+
+    #[test]
+    fn authorization_keys_are_checked() {
+        let arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188";
+        let mut a = auth(arn, None);
+        a.email_domains = vec!["ops@example.com".into()];
+        assert!(a.validate().unwrap_err().contains("domain alone"));
+        a.email_domains = vec!["example.com".into()];
+        a.claims.insert("custom:team".into(), vec![]);
+        assert!(a.validate().unwrap_err().contains("custom:team"));
+        a.claims.insert("custom:team".into(), vec!["sre".into()]);
+        assert!(a.validate().is_ok());
+        assert!(!a.admits_any_user());
     }
 }

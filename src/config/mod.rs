@@ -160,6 +160,32 @@ pub fn core_rules(logs: &LogsConfig, auth: Option<&AuthConfig>) -> Result<(), St
     })
 }
 
+/// The shortest `[logs] token`: 32 characters, 128 bits as hex (`openssl rand -hex 16`); a
+/// shorter one can be guessed by anyone who can reach the port and retry.
+pub const MIN_LOGS_TOKEN: usize = 32;
+
+/// Checks the token once the environment had its say (`named` is where it came from); the
+/// message gives the length, never the token.
+pub fn logs_token_rule(logs: &LogsConfig, named: &str) -> Result<(), String> {
+    let Some(token) = &logs.token else {
+        return Ok(());
+    };
+    let len = token.expose().chars().count();
+    ensure(len >= MIN_LOGS_TOKEN, || {
+        format!(
+            "{named} is {len} characters; it must be at least {MIN_LOGS_TOKEN} (make one with `openssl rand -hex 32`)"
+        )
+    })
+}
+
+/// The warning for a `/logs` anyone who reaches the port can read (enabled, no token, no
+/// `[auth]`): said once at start and by `config show`.
+pub fn logs_open_note(logs: &LogsConfig, auth: bool) -> Option<&'static str> {
+    (logs.enabled && logs.token.is_none() && !auth).then_some(
+        "/logs is unauthenticated: anyone who reaches the port reads the log; set [logs] token (32+ characters), SUAICLOUDAPP_LOGS_TOKEN, [auth] or [logs] enabled = false",
+    )
+}
+
 /// `Err(message())` unless `ok`: each rule reads as the condition a good config meets.
 pub fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<(), String> {
     if ok {

@@ -21,7 +21,13 @@ pub struct Access<'a> {
     pub latency: Duration,
     /// The client's address, formatted once per connection.
     pub peer: &'a str,
+    /// `X-Forwarded-For` when the request has one: behind an ALB the peer is the balancer's
+    /// node, and this is the client the balancer saw (appended last by the balancer).
+    pub forwarded_for: Option<&'a str>,
 }
+
+/// The most of an `X-Forwarded-For` an access line keeps: a client may send a long one.
+const MAX_FORWARDED: usize = 256;
 
 /// The target access lines are logged under (and filtered by: `suaicloudapp::access=warn`
 /// turns them off).
@@ -39,6 +45,19 @@ thread_local! {
 pub fn access(a: &Access<'_>) {
     let Some(queue) = GLOBAL.get() else {
         // Another subscriber owns this process (unit tests): go through it.
+        if let Some(forwarded) = a.forwarded_for {
+            tracing::info!(
+                target: ACCESS_TARGET,
+                method = %a.method,
+                path = %a.path,
+                status = a.status,
+                latency_ms = %Millis3(a.latency),
+                peer = %a.peer,
+                forwarded_for = %forwarded,
+                "request"
+            );
+            return;
+        }
         tracing::info!(
             target: ACCESS_TARGET,
             method = %a.method,
@@ -87,7 +106,29 @@ fn format_access(line: &mut Vec<u8>, a: &Access<'_>) {
     push_millis3(line, a.latency);
     line.extend_from_slice(b" peer=");
     line.extend_from_slice(a.peer.as_bytes());
+    if let Some(forwarded) = a.forwarded_for {
+        line.extend_from_slice(b" forwarded_for=");
+        push_forwarded(line, forwarded);
+    }
     line.push(b'\n');
+}
+
+/// The header's addresses without its spaces (`203.0.113.7, 10.0.1.5` becomes
+/// `203.0.113.7,10.0.1.5`, one token for whoever splits the line on spaces), control
+/// characters escaped, at most [`MAX_FORWARDED`] bytes.
+fn push_forwarded(line: &mut Vec<u8>, value: &str) {
+    let start = line.len();
+    for c in value.chars().filter(|c| !c.is_whitespace()) {
+        if c.is_control() {
+            line.extend_from_slice(c.escape_debug().to_string().as_bytes());
+        } else {
+            let mut buf = [0u8; 4];
+            line.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+        if line.len() - start >= MAX_FORWARDED {
+            break;
+        }
+    }
 }
 
 /// Milliseconds with three decimals (`0.014`), from integers: float formatting is the
@@ -231,37 +272,50 @@ mod tests {
             ("GET", "/", 1000, Duration::from_secs(86_400), "[::1]:1"),
         ];
         for (method, path, status, latency, peer) in cases {
-            let buf = Buf::default();
-            let subscriber = tracing_subscriber::registry().with(
-                fmt::layer()
-                    .with_ansi(false)
-                    .with_timer(Clock)
-                    .with_writer(buf.clone()),
-            );
-            tracing::subscriber::with_default(subscriber, || {
-                tracing::info!(
-                    target: ACCESS_TARGET,
-                    method = %method,
-                    path = %path,
-                    status,
-                    latency_ms = %Millis3(latency),
-                    peer = %peer,
-                    "request"
+            for forwarded in [None, Some("203.0.113.7,10.0.1.5")] {
+                let buf = Buf::default();
+                let subscriber = tracing_subscriber::registry().with(
+                    fmt::layer()
+                        .with_ansi(false)
+                        .with_timer(Clock)
+                        .with_writer(buf.clone()),
                 );
-            });
-            let stock = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-            let mut ours = Vec::new();
-            let a = Access {
-                method,
-                path,
-                status,
-                latency,
-                peer,
-            };
-            format_access(&mut ours, &a);
-            let ours = String::from_utf8(ours).unwrap();
-            // Timestamps are 27 bytes and read at different instants: compare the rest.
-            assert_eq!(&ours[27..], &stock[27..], "{ours} vs {stock}");
+                tracing::subscriber::with_default(subscriber, || match forwarded {
+                    None => tracing::info!(
+                        target: ACCESS_TARGET,
+                        method = %method,
+                        path = %path,
+                        status,
+                        latency_ms = %Millis3(latency),
+                        peer = %peer,
+                        "request"
+                    ),
+                    Some(f) => tracing::info!(
+                        target: ACCESS_TARGET,
+                        method = %method,
+                        path = %path,
+                        status,
+                        latency_ms = %Millis3(latency),
+                        peer = %peer,
+                        forwarded_for = %f,
+                        "request"
+                    ),
+                });
+                let stock = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+                let mut ours = Vec::new();
+                let a = Access {
+                    method,
+                    path,
+                    status,
+                    latency,
+                    peer,
+                    forwarded_for: forwarded,
+                };
+                format_access(&mut ours, &a);
+                let ours = String::from_utf8(ours).unwrap();
+                // Timestamps are 27 bytes and read at different instants: compare the rest.
+                assert_eq!(&ours[27..], &stock[27..], "{ours} vs {stock}");
+            }
         }
         let mut ours = Vec::new();
         let a = Access {
@@ -270,6 +324,7 @@ mod tests {
             status: 404,
             latency: Duration::ZERO,
             peer: "127.0.0.1:1",
+            forwarded_for: Some("203.0.113.7, \n10.0.1.5"),
         };
         format_access(&mut ours, &a);
         let ours = String::from_utf8(ours).unwrap();
@@ -279,6 +334,13 @@ mod tests {
             "{ours}"
         );
         assert!(!ours.contains('\u{1b}'), "{ours}");
+        assert!(
+            ours.ends_with(" forwarded_for=203.0.113.7,10.0.1.5\n"),
+            "{ours}"
+        );
+        let mut long = Vec::new();
+        push_forwarded(&mut long, &"1.2.3.4,".repeat(100));
+        assert!(long.len() <= MAX_FORWARDED + 4, "{}", long.len());
     }
 
     #[test]

@@ -87,24 +87,37 @@ mod tests {
             "c",
         )
         .unwrap();
-        prepare(&mut c, "c", |k| Some(format!("{k}-value"))).unwrap();
+        prepare(&mut c, "c", |k| {
+            Some(format!("{k}-value-padded-to-32-characters"))
+        })
+        .unwrap();
+        // 31 characters: a logs token that short is refused, naming the variable.
+        let short = prepare(&mut c.clone(), "c", |k| {
+            (k == crate::probes::schema::LOGS_TOKEN_ENV).then(|| "x".repeat(31))
+        });
+        let err = short.unwrap_err().to_string();
+        assert!(
+            err.contains("SUAICLOUDAPP_LOGS_TOKEN is 31 characters"),
+            "{err}"
+        );
+        assert!(!err.contains("xxxx"), "{err}");
         let shown = |s: &crate::secret::Secret<String>| s.expose().clone();
         assert_eq!(
             shown(&c.database.unwrap().password),
-            "SUAICLOUDAPP_DATABASE_PASSWORD-value"
+            "SUAICLOUDAPP_DATABASE_PASSWORD-value-padded-to-32-characters"
         );
         assert_eq!(
             shown(c.redis.unwrap().password.as_ref().unwrap()),
-            "SUAICLOUDAPP_REDIS_PASSWORD-value"
+            "SUAICLOUDAPP_REDIS_PASSWORD-value-padded-to-32-characters"
         );
         assert_eq!(
             shown(c.logs.token.as_ref().unwrap()),
-            "SUAICLOUDAPP_LOGS_TOKEN-value"
+            "SUAICLOUDAPP_LOGS_TOKEN-value-padded-to-32-characters"
         );
         #[cfg(feature = "postgres")]
         assert_eq!(
             shown(&c.postgres.unwrap().password),
-            "SUAICLOUDAPP_POSTGRES_PASSWORD-value"
+            "SUAICLOUDAPP_POSTGRES_PASSWORD-value-padded-to-32-characters"
         );
     }
 

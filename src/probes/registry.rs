@@ -124,7 +124,18 @@ pub fn prepare(
     origin: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
+    let from_env = env(super::schema::LOGS_TOKEN_ENV).is_some_and(|v| !v.is_empty());
     config.apply_env(env);
+    let invalid = |message| ConfigError::Invalid {
+        origin: origin.to_string(),
+        message,
+    };
+    let named = if from_env {
+        super::schema::LOGS_TOKEN_ENV
+    } else {
+        "[logs] token"
+    };
+    crate::config::logs_token_rule(&config.logs, named).map_err(invalid)?;
     let pages: Vec<crate::config::health::Pages> = BACKENDS
         .iter()
         .map(|b| crate::config::health::Pages {
@@ -133,17 +144,19 @@ pub fn prepare(
             configured: b.pages(config),
         })
         .collect();
-    config
-        .health
-        .validate(&pages)
-        .map_err(|message| ConfigError::Invalid {
-            origin: origin.to_string(),
-            message,
-        })
+    config.health.validate(&pages).map_err(invalid)
 }
 
-/// The lines `config show` adds after the TOML, one per absent one-page backend.
+/// The lines `config show` adds after the TOML: whether `/logs` is open to anyone, then one
+/// per absent one-page backend.
 pub fn not_configured_notes(config: &Config) -> String {
+    let open = crate::config::logs_open_note(&config.logs, config.auth.is_some())
+        .map(|note| format!("\n# {note}\n"))
+        .unwrap_or_default();
+    open + &one_page_notes(config)
+}
+
+fn one_page_notes(config: &Config) -> String {
     BACKENDS
         .iter()
         .filter(|b| !b.per_entry && !b.configured(config))

@@ -70,6 +70,19 @@ pub enum Denied {
     BadSignature,
     #[error("sign-in token expired")]
     Expired,
+    /// Signed in, but `[auth]`'s authorization keys refuse this user: 403, not 401.
+    #[error("signed in, but not allowed: {0}")]
+    Forbidden(String),
+}
+
+impl Denied {
+    /// 403 for a user who signed in but may not see the page; 401 for anything else.
+    pub fn status(&self) -> hyper::StatusCode {
+        match self {
+            Denied::Forbidden(_) => hyper::StatusCode::FORBIDDEN,
+            _ => hyper::StatusCode::UNAUTHORIZED,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -79,12 +92,85 @@ struct Header {
     signer: String,
     #[serde(default)]
     exp: Option<u64>,
+    /// The OIDC client (or Cognito app client) the ALB signed this user in for.
+    #[serde(default)]
+    client: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    #[serde(default)]
-    exp: Option<u64>,
+/// The user's claims as the ALB forwards them (the IdP's userinfo, with `exp`).
+type Claims = serde_json::Map<String, serde_json::Value>;
+
+/// `[auth]`'s authorization keys, checked after the signature (see [`AuthConfig`]).
+struct Allow {
+    clients: Vec<String>,
+    email_domains: Vec<String>,
+    groups: Vec<String>,
+    claims: Vec<(String, Vec<String>)>,
+}
+
+impl Allow {
+    fn new(cfg: &AuthConfig) -> Allow {
+        Allow {
+            clients: cfg.allowed_clients.clone(),
+            email_domains: cfg
+                .email_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            groups: cfg.groups.clone(),
+            claims: cfg.claims.clone().into_iter().collect(),
+        }
+    }
+
+    /// The first key the token fails, as the log line's reason. Names the token's own values
+    /// (who was refused is what an operator needs) but never the token.
+    fn check(&self, client: Option<&str>, claims: &Claims) -> Result<(), String> {
+        if !self.clients.is_empty() && !client.is_some_and(|c| self.clients.iter().any(|a| a == c))
+        {
+            return Err(format!(
+                "client {:?} is not in [auth] allowed_clients",
+                client.unwrap_or("")
+            ));
+        }
+        if !self.email_domains.is_empty() {
+            let email = claims.get("email").and_then(|v| v.as_str()).unwrap_or("");
+            let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+            if !domain.is_some_and(|d| self.email_domains.contains(&d)) {
+                return Err(format!("email {email:?} is not in [auth] email_domains"));
+            }
+            if claims
+                .get("email_verified")
+                .is_some_and(|v| v == false || v == "false")
+            {
+                return Err(format!("email {email:?} is not verified"));
+            }
+        }
+        if !self.groups.is_empty()
+            && !self
+                .groups
+                .iter()
+                .any(|g| holds(claims.get("cognito:groups"), g))
+        {
+            return Err("none of the user's cognito:groups is in [auth] groups".into());
+        }
+        for (claim, values) in &self.claims {
+            if !values.iter().any(|v| holds(claims.get(claim), v)) {
+                return Err(format!(
+                    "claim {claim:?} has none of the values [auth] claims allows"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a claim equals `want` (a string claim) or holds it (a list claim).
+fn holds(claim: Option<&serde_json::Value>, want: &str) -> bool {
+    match claim {
+        Some(serde_json::Value::String(s)) => s == want,
+        Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(want)),
+        _ => false,
+    }
 }
 
 /// The verifier for one `[auth]` section, with its key cache.
@@ -99,6 +185,7 @@ pub struct AlbAuth {
     keys: Mutex<HashMap<String, Arc<[u8]>>>,
     /// Key ids the endpoint answered 403/404 for.
     unknown: Mutex<HashSet<String>>,
+    allow: Allow,
 }
 
 impl AlbAuth {
@@ -112,6 +199,7 @@ impl AlbAuth {
             fetcher: Fetcher::new(),
             keys: Mutex::new(HashMap::new()),
             unknown: Mutex::new(HashSet::new()),
+            allow: Allow::new(cfg),
         }
     }
 
@@ -153,13 +241,16 @@ impl AlbAuth {
             .map_err(|_| Denied::BadSignature)?;
         let claims: Claims = decode_json(body64).ok_or(Denied::Malformed("payload"))?;
         let exp = claims
-            .exp
+            .get("exp")
+            .and_then(serde_json::Value::as_u64)
             .or(header.exp)
             .ok_or(Denied::Malformed("no exp"))?;
         if exp <= now {
             return Err(Denied::Expired);
         }
-        Ok(())
+        self.allow
+            .check(header.client.as_deref(), &claims)
+            .map_err(Denied::Forbidden)
     }
 
     /// The public point for `kid`: cached, or fetched from `<key_url><kid>` under the timeout.
@@ -201,8 +292,8 @@ impl AlbAuth {
     }
 }
 
-/// `None` when the request may see the page; otherwise the 401 to answer, with the reason
-/// logged (never the token).
+/// `None` when the request may see the page; otherwise the 401 (not signed in) or 403 (signed
+/// in, not allowed) to answer, with the reason logged (never the token).
 pub async fn refuse_unsigned<B>(
     auth: &AlbAuth,
     req: &hyper::Request<B>,
@@ -210,10 +301,29 @@ pub async fn refuse_unsigned<B>(
     let token = req.headers().get(HEADER).map(|v| v.as_bytes());
     let denied = auth.verify(token).await.err()?;
     tracing::warn!(path = req.uri().path(), reason = %denied, "sign-in refused");
-    Some(super::render::text(
-        hyper::StatusCode::UNAUTHORIZED,
-        format!("unauthorized: {denied}\n"),
-    ))
+    let word = match denied {
+        Denied::Forbidden(_) => {
+            "forbidden: signed in, but not allowed here (the server log says why)"
+        }
+        _ => {
+            return Some(super::render::text(
+                denied.status(),
+                format!("unauthorized: {denied}\n"),
+            ))
+        }
+    };
+    Some(super::render::text(denied.status(), format!("{word}\n")))
+}
+
+/// For the plain answers the load balancer reads: the cause only for a signed-in, allowed
+/// user; anyone else gets the status and the stage. A refusal here is no event worth a log line
+/// (every health check without a token would make one).
+pub async fn cause_for<B>(auth: &AlbAuth, req: &hyper::Request<B>) -> super::render::Cause {
+    let token = req.headers().get(HEADER).map(|v| v.as_bytes());
+    match auth.verify(token).await {
+        Ok(()) => super::render::Cause::Shown,
+        Err(_) => super::render::Cause::Withheld,
+    }
 }
 
 /// A key id safe to append to a URL: the ALB's are UUIDs.

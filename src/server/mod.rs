@@ -251,6 +251,10 @@ fn answered<B>(
         status: resp.status().as_u16(),
         latency: answered - started,
         peer,
+        forwarded_for: req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
     });
     resp
 }

@@ -38,13 +38,26 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     resp
 }
 
+/// Whether a failure's plain answer carries its cause. The cause names hosts, users, IAM
+/// actions and ARNs: with `[auth]` set, only a signed-in user sees it, while the load balancer
+/// still reads the status and the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Shown,
+    Withheld,
+}
+
 /// `200 OK` or `503 ERROR: <stage>: <cause>`, with the probe's duration and failing stage.
-pub fn outcome(o: &Outcome) -> Response<Body> {
+pub fn outcome(o: &Outcome, cause: Cause) -> Response<Body> {
     let mut resp = match &o.result {
         Ok(_) => text(StatusCode::OK, "OK"),
-        Err(f) => text(
+        Err(f) if cause == Cause::Shown => text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("ERROR: {}: {}\n", f.stage, f.cause),
+        ),
+        Err(f) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("ERROR: {}\n", f.stage),
         ),
     };
     let h = resp.headers_mut();
@@ -140,11 +153,15 @@ fn component_type(page: &str) -> &'static str {
 
 /// `/ready`: `200 OK` when every outcome passed, else 503 with one
 /// `ERROR: <backend>: <stage>: <cause>` line per failing backend.
-pub fn ready(outcomes: &[Outcome]) -> Response<Body> {
+pub fn ready(outcomes: &[Outcome], cause: Cause) -> Response<Body> {
     let mut failed = String::new();
     for o in outcomes {
-        if let Err(f) = &o.result {
-            failed.push_str(&format!("ERROR: {}: {}: {}\n", o.name, f.stage, f.cause));
+        match &o.result {
+            Err(f) if cause == Cause::Shown => {
+                failed.push_str(&format!("ERROR: {}: {}: {}\n", o.name, f.stage, f.cause))
+            }
+            Err(f) => failed.push_str(&format!("ERROR: {}: {}\n", o.name, f.stage)),
+            Ok(_) => {}
         }
     }
     if failed.is_empty() {

@@ -1,7 +1,7 @@
 //! Path and method to handler. Knows pages, not backends: a probe page asks the registry
 //! for a runner and renders whatever [`Outcome`](crate::outcome::Outcome) comes back.
 
-use super::render::{self, Body};
+use super::render::{self, Body, Cause};
 use super::{dashboard, App};
 use crate::identity::Identity;
 use crate::probes::Lookup;
@@ -51,18 +51,21 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return method_not_allowed();
     }
+    let mut cause = Cause::Shown;
     if let Some(auth) = &app.auth {
         if needs_sign_in(auth, &page, req) {
             if let Some(refused) = super::auth::refuse_unsigned(auth, req).await {
                 return refused;
             }
+        } else if matches!(page, Page::Probe(_) | Page::Ready) {
+            cause = super::auth::cause_for(auth, req).await;
         }
     }
     let instance_id = app.shared.identity.get().map(Identity::service_id);
     match page {
         Page::Logs => logs(app, req).await,
         Page::Metrics => metrics(app, req).await,
-        Page::Ready => ready(app, req, instance_id).await,
+        Page::Ready => ready(app, req, instance_id, cause).await,
         Page::NotConfigured(name) => render::text(
             StatusCode::NOT_FOUND,
             format!("not configured: add a [{name}] section to the config\n"),
@@ -71,7 +74,7 @@ pub async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
             let outcome = runner.run().await;
             match negotiate(req) {
                 Format::Json => render::health_json(std::slice::from_ref(&outcome), instance_id),
-                _ => render::outcome(&outcome),
+                _ => render::outcome(&outcome, cause),
             }
         }
         Page::Dashboard => dashboard(app, req, instance_id).await,
@@ -97,7 +100,7 @@ enum Page<'a> {
 /// With `[auth]`, the pages that show more than `OK`: the logs, the dashboard (targets,
 /// causes, config origin), any JSON answer (its `output`) and, when asked, `/metrics`.
 /// `/health` (answered before any page) and the plain answers of `/ready` and the probe pages
-/// stay open for the load balancer.
+/// stay open for the load balancer, without their causes unless signed in.
 fn needs_sign_in<B>(auth: &super::auth::AlbAuth, page: &Page<'_>, req: &Request<B>) -> bool {
     match page {
         Page::Logs | Page::Dashboard => true,
@@ -136,7 +139,12 @@ async fn dashboard<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) ->
 /// `/ready`: the readiness group (`[health] ready`) through the same cached runners as the
 /// pages, so a load balancer polling every few seconds costs each backend at most one check per
 /// cache window. With no group it answers as `/health` does.
-async fn ready<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) -> Response<Body> {
+async fn ready<B>(
+    app: &App,
+    req: &Request<B>,
+    instance_id: Option<&str>,
+    cause: Cause,
+) -> Response<Body> {
     if app.ready.is_empty() {
         return health(app, req);
     }
@@ -145,7 +153,7 @@ async fn ready<B>(app: &App, req: &Request<B>, instance_id: Option<&str>) -> Res
         futures_util::future::join_all(app.ready.iter().map(|&i| runners[i].run())).await;
     match negotiate(req) {
         Format::Json => render::health_json(&outcomes, instance_id),
-        _ => render::ready(&outcomes),
+        _ => render::ready(&outcomes, cause),
     }
 }
 

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use suaicloudapp::outcome::Stage;
 use tokio::net::TcpListener;
 
 const ALB_ARN: &str =
@@ -116,14 +117,32 @@ impl Alb {
 
     /// A token for `signer` and `kid` expiring `exp_in` seconds from now (negative: past).
     fn token(&self, signer: &str, kid: &str, exp_in: i64, padded: bool) -> String {
+        let claims = json!({"sub": "operator-1", "email": "ops@example.com"});
+        self.token_for(signer, kid, exp_in, padded, "client-id", claims)
+    }
+
+    /// A valid token for another `client` and other user claims (`exp` added).
+    fn user(&self, client: &str, claims: serde_json::Value) -> String {
+        self.token_for(ALB_ARN, KID, 600, false, client, claims)
+    }
+
+    fn token_for(
+        &self,
+        signer: &str,
+        kid: &str,
+        exp_in: i64,
+        padded: bool,
+        client: &str,
+        mut claims: serde_json::Value,
+    ) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
         let header = json!({"typ": "JWT", "kid": kid, "alg": "ES256", "signer": signer,
                             "iss": "https://cognito-idp.us-east-1.amazonaws.com/pool",
-                            "client": "client-id", "exp": now + exp_in});
-        let claims = json!({"sub": "operator-1", "email": "ops@example.com", "exp": now + exp_in});
+                            "client": client, "exp": now + exp_in});
+        claims["exp"] = json!(now + exp_in);
         let engine = if padded { &URL_SAFE } else { &URL_SAFE_NO_PAD };
         let signed = format!(
             "{}.{}",
@@ -143,7 +162,7 @@ impl Alb {
 /// `[auth]` replaces, and a passing `/s3`.
 async fn guarded(key_url: &str, extra: &str) -> Server {
     let toml = format!(
-        "[logs]\ntoken = \"bearer-not-used-with-auth\"\n[auth]\nalb_arn = \"{ALB_ARN}\"\nkey_url = \"{key_url}\"\n{extra}"
+        "[logs]\ntoken = \"bearer-not-used-with-auth-0123456789\"\n[auth]\nalb_arn = \"{ALB_ARN}\"\nkey_url = \"{key_url}\"\n{extra}"
     );
     Fixture::new(&toml)
         .probe("s3", StandIn::pass())
@@ -223,7 +242,10 @@ async fn the_logs_bearer_token_does_not_open_logs_once_auth_is_set() {
         .request(
             "GET",
             "/logs",
-            &[("authorization", "Bearer bearer-not-used-with-auth")],
+            &[(
+                "authorization",
+                "Bearer bearer-not-used-with-auth-0123456789",
+            )],
         )
         .await;
     assert_eq!((r.status, r.body.as_str()), (401, MISSING));
@@ -360,4 +382,108 @@ async fn a_hung_key_server_refuses_within_the_key_timeout() {
     );
     assert!(r.elapsed < Duration::from_secs(2), "{:?}", r.elapsed);
     assert_eq!(s.get("/health").await.status, 200);
+}
+
+/// What a failing probe's cause gives away: a host, a user, a port.
+const CAUSE: &str = "access denied for user 'admin'@'10.0.1.5' on db.example:3306";
+
+#[tokio::test]
+async fn without_sign_in_a_failure_answers_its_stage_but_not_its_cause() {
+    let alb = Alb::new();
+    let keys = KeyServer::start(HashMap::from([(KID.to_string(), alb.pem())])).await;
+    let toml = format!(
+        "{}[health]\nready = [\"s3\"]\n[auth]\nalb_arn = \"{ALB_ARN}\"\nkey_url = \"{}\"\n",
+        crate::support::section("s3"),
+        keys.url
+    );
+    let s = Fixture::new(&toml)
+        .probe("s3", StandIn::fail(Stage::Auth, CAUSE))
+        .start()
+        .await;
+    let foreign = alb.token(OTHER_ARN, KID, 600, false);
+    let expired = alb.token(ALB_ARN, KID, -60, false);
+    for token in [None, Some(foreign.as_str()), Some(expired.as_str())] {
+        let headers: Vec<(&str, &str)> = token.map(|t| (HEADER, t)).into_iter().collect();
+        let page = s.request("GET", "/s3", &headers).await;
+        assert_eq!((page.status, page.body.as_str()), (503, "ERROR: auth\n"));
+        assert_eq!(page.header("x-probe-stage"), Some("auth"));
+        let ready = s.request("GET", "/ready", &headers).await;
+        assert_eq!(
+            (ready.status, ready.body.as_str()),
+            (503, "ERROR: s3: auth\n")
+        );
+    }
+    let page = with_token(&s, "/s3", &alb.valid()).await;
+    assert_eq!(page.body, format!("ERROR: auth: {CAUSE}\n"));
+    let ready = with_token(&s, "/ready", &alb.valid()).await;
+    assert_eq!(ready.body, format!("ERROR: s3: auth: {CAUSE}\n"));
+}
+
+#[tokio::test]
+async fn without_auth_the_cause_stays_on_the_plain_answer() {
+    let s = Fixture::new("")
+        .probe("s3", StandIn::fail(Stage::Auth, CAUSE))
+        .start()
+        .await;
+    assert_eq!(s.get("/s3").await.body, format!("ERROR: auth: {CAUSE}\n"));
+}
+
+const FORBIDDEN: &str = "forbidden: signed in, but not allowed here (the server log says why)\n";
+
+#[tokio::test]
+async fn a_token_for_another_client_is_refused_with_403() {
+    let alb = Alb::new();
+    let keys = KeyServer::start(HashMap::from([(KID.to_string(), alb.pem())])).await;
+    let s = guarded(&keys.url, "allowed_clients = [\"client-id\"]\n").await;
+    let ours = alb.user("client-id", json!({"email": "ops@example.com"}));
+    assert_eq!(with_token(&s, "/", &ours).await.status, 200);
+    let other = alb.user("another-app", json!({"email": "ops@example.com"}));
+    for path in ["/logs", "/", "/s3?format=json"] {
+        let r = with_token(&s, path, &other).await;
+        assert_eq!((r.status, r.body.as_str()), (403, FORBIDDEN), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn email_domains_groups_and_claims_each_must_hold() {
+    let alb = Alb::new();
+    let keys = KeyServer::start(HashMap::from([(KID.to_string(), alb.pem())])).await;
+    let s = guarded(
+        &keys.url,
+        "email_domains = [\"example.com\"]\ngroups = [\"sre\", \"admins\"]\nclaims = { \"custom:team\" = [\"web\"] }\n",
+    )
+    .await;
+    let ok =
+        json!({"email": "Ops@Example.com", "cognito:groups": ["dev", "sre"], "custom:team": "web"});
+    assert_eq!(
+        with_token(&s, "/", &alb.user("c", ok.clone())).await.status,
+        200
+    );
+    let mut refused = Vec::new();
+    for (what, key, value) in [
+        ("another domain", "email", json!("ops@example.com.evil")),
+        ("no domain", "email", json!("ops")),
+        ("unverified", "email_verified", json!(false)),
+        ("no group of ours", "cognito:groups", json!(["dev"])),
+        ("no groups at all", "cognito:groups", json!(null)),
+        ("another team", "custom:team", json!("data")),
+        (
+            "team as a list without ours",
+            "custom:team",
+            json!(["data", "ml"]),
+        ),
+    ] {
+        let mut claims = ok.clone();
+        claims[key] = value;
+        let r = with_token(&s, "/logs", &alb.user("c", claims)).await;
+        assert_eq!((r.status, r.body.as_str()), (403, FORBIDDEN), "{what}");
+        refused.push(what);
+    }
+    let mut as_list = ok.clone();
+    as_list["custom:team"] = json!(["data", "web"]);
+    assert_eq!(
+        with_token(&s, "/", &alb.user("c", as_list)).await.status,
+        200
+    );
+    assert_eq!(refused.len(), 7);
 }

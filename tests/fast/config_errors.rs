@@ -87,3 +87,19 @@ fn a_bad_auth_section_is_refused_at_load() {
     );
     assert!(e.contains("[auth] key_url \"ftp://keys/\""), "{e}");
 }
+
+#[test]
+fn a_logs_token_under_32_characters_is_refused_without_showing_it() {
+    let e = prepare_err("[logs]\ntoken = \"only-twenty-characte\"\n");
+    assert!(
+        e.contains("[logs] token is 20 characters; it must be at least 32"),
+        "{e}"
+    );
+    assert!(!e.contains("only-twenty"), "{e}");
+    let mut c = Config::parse(
+        &format!("[logs]\ntoken = \"{}\"\n", "k".repeat(32)),
+        "fast.toml",
+    )
+    .unwrap();
+    assert!(probes::prepare(&mut c, "fast.toml", |_| None).is_ok());
+}

@@ -116,7 +116,7 @@ async fn the_bearer_token_is_required_when_set() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("output.log");
     std::fs::write(&file, numbered(1, 3)).unwrap();
-    let token = "tok-Very-Secret-42";
+    let token = "tok-Very-Secret-42-0123456789abcdef";
     let s = Fixture::new(&logs_section(&file, &format!("token = \"{token}\"\n")))
         .start()
         .await;
@@ -124,7 +124,7 @@ async fn the_bearer_token_is_required_when_set() {
         None,
         Some("Bearer wrong"),
         Some("Bearer tok-Very-Secret-4"),
-        Some("Bearer tok-Very-Secret-420"),
+        Some("Bearer tok-Very-Secret-42-0123456789abcdef0"),
         Some(&*format!("Basic {token}")),
     ] {
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();

@@ -7,7 +7,7 @@ use suaicloudapp::probes::Config;
 
 const DB_PASSWORD: &str = "db-pw-Planted-7731";
 const REDIS_PASSWORD: &str = "redis-pw-Planted-4410";
-const LOGS_TOKEN: &str = "logs-tok-Planted-9902";
+const LOGS_TOKEN: &str = "logs-tok-Planted-9902-0123456789abcdef";
 const URL_PASSWORD: &str = "url-pw-Planted-5519";
 const URL_QUERY: &str = "query-key-Planted-2208";
 

@@ -50,7 +50,7 @@ fn secrets_appear_on_no_surface() {
     ];
     for (name, dbp, rp, endpoint, key_id, secret) in variants {
         let config = format!(
-            "{}[logs]\ntoken = \"logs-token-1\"\n[aws]\nendpoint_url = \"{endpoint}\"\n[s3]\nbucket = \"{}\"\n[dynamodb]\ntable = \"{}\"\n{}[redis]\nhost = \"127.0.0.1\"\nport = {redis_port}\npassword = \"{rp}\"\n",
+            "{}[logs]\ntoken = \"logs-token-1-0123456789abcdefghijkl\"\n[aws]\nendpoint_url = \"{endpoint}\"\n[s3]\nbucket = \"{}\"\n[dynamodb]\ntable = \"{}\"\n{}[redis]\nhost = \"127.0.0.1\"\nport = {redis_port}\npassword = \"{rp}\"\n",
             server_section(),
             env_var("SUAI_TEST_BUCKET"),
             env_var("SUAI_TEST_TABLE"),
@@ -84,7 +84,10 @@ fn secrets_appear_on_no_surface() {
             &a.request(
                 "GET",
                 "/logs?lines=1000",
-                &[("Authorization", "Bearer logs-token-1")],
+                &[(
+                    "Authorization",
+                    "Bearer logs-token-1-0123456789abcdefghijkl",
+                )],
             )
             .body,
         );
@@ -155,7 +158,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 #[test]
 fn secrets_in_urls_and_mistyped_passwords_appear_on_no_surface() {
     let _serial = serial();
-    let token = "Url-Query-Token-Surface-5150";
+    let token = "Url-Query-Token-Surface-5150-abcdefgh";
     let user_pw = "Url-Userinfo-Pw-Surface-6160";
     let userinfo = format!("probe:{user_pw}");
     let number = "73915286";
@@ -188,7 +191,10 @@ fn secrets_in_urls_and_mistyped_passwords_appear_on_no_surface() {
             503,
         ),
     ];
-    let mut config = format!("{}[logs]\ntoken = \"logs-token-2\"\n", server_section());
+    let mut config = format!(
+        "{}[logs]\ntoken = \"logs-token-2-0123456789abcdefghijkl\"\n",
+        server_section()
+    );
     for (name, url, _) in &entries {
         config.push_str(&format!(
             "[[http]]\nname = \"{name}\"\nurl = \"{url}\"\ntimeout_ms = 1000\n"
@@ -225,7 +231,10 @@ fn secrets_in_urls_and_mistyped_passwords_appear_on_no_surface() {
         &a.request(
             "GET",
             "/logs?lines=1000",
-            &[("Authorization", "Bearer logs-token-2")],
+            &[(
+                "Authorization",
+                "Bearer logs-token-2-0123456789abcdefghijkl",
+            )],
         )
         .body,
     );

@@ -114,7 +114,7 @@ impl Keys {
 
     fn config(&self, extra: &str) -> String {
         format!(
-            "{}[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n[s3]\nbucket = \"{}\"\n[logs]\ntoken = \"bearer-not-used-with-auth\"\n[auth]\nalb_arn = \"{ALB_ARN}\"\nkey_url = \"http://127.0.0.1:{}/\"\n{extra}",
+            "{}[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n[s3]\nbucket = \"{}\"\n[logs]\ntoken = \"bearer-not-used-with-auth-0123456789\"\n[auth]\nalb_arn = \"{ALB_ARN}\"\nkey_url = \"http://127.0.0.1:{}/\"\n{extra}",
             server_section(),
             env_var("SUAI_TEST_MOTO_URL"),
             env_var("SUAI_TEST_BUCKET"),
@@ -190,7 +190,10 @@ fn detailed_pages_need_a_valid_alb_token() {
     let bearer = app.request(
         "GET",
         "/logs",
-        &[("authorization", "Bearer bearer-not-used-with-auth")],
+        &[(
+            "authorization",
+            "Bearer bearer-not-used-with-auth-0123456789",
+        )],
     );
     assert_eq!(bearer.status, 401);
 

@@ -141,7 +141,7 @@ fn access_lines_follow_the_level_filter_and_its_reload() {
 
 #[test]
 fn logs_token_is_required_when_set_and_never_logged() {
-    let token = "tok-Very-Secret-42";
+    let token = "tok-Very-Secret-42-0123456789abcdef";
     let a = app("logs-token", &format!("[logs]\ntoken = \"{token}\"\n"));
     let r = a.get("/logs");
     assert_eq!(r.status, 401);
@@ -591,5 +591,89 @@ fn a_stderr_nobody_reads_hangs_nothing() {
     assert!(
         stopped,
         "SIGTERM did not end the process while stderr was full"
+    );
+}
+
+const OPEN_LOGS: &str = "/logs is unauthenticated: anyone who reaches the port reads the log";
+
+#[test]
+fn an_open_logs_page_is_said_once_at_start_and_by_config_show() {
+    let open = app("logs-open", "");
+    open.wait_stderr(Duration::from_secs(10), |s| s.contains("listening on"));
+    eventually(Duration::from_secs(10), || {
+        open.log_file().contains(OPEN_LOGS)
+    });
+    assert_eq!(
+        open.log_file().matches(OPEN_LOGS).count(),
+        1,
+        "{}",
+        open.log_file()
+    );
+    assert!(open
+        .log_file()
+        .lines()
+        .any(|l| l.contains("WARN") && l.contains(OPEN_LOGS)));
+    let token = format!("[logs]\ntoken = \"{}\"\n", "t".repeat(32));
+    let closed = app("logs-closed", &token);
+    closed.wait_stderr(Duration::from_secs(10), |s| s.contains("listening on"));
+    assert!(!closed.stderr().contains(OPEN_LOGS), "{}", closed.stderr());
+
+    let dir = scratch_dir("logs-open-show");
+    std::fs::write(dir.join("config.toml"), server_section()).unwrap();
+    let (code, out, _) = run_cli(&["config", "show"], &dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("# {OPEN_LOGS}")), "{out}");
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("{}{token}", server_section()),
+    )
+    .unwrap();
+    let (_, out, _) = run_cli(&["config", "show"], &dir);
+    assert!(!out.contains(OPEN_LOGS), "{out}");
+}
+
+#[test]
+fn a_short_logs_token_is_a_config_error_that_never_shows_the_token() {
+    let dir = scratch_dir("logs-short");
+    let token = "Short-But-Secret-Token-17";
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("{}[logs]\ntoken = \"{token}\"\n", server_section()),
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(&["config", "validate"], &dir);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("[logs] token is 25 characters; it must be at least 32"),
+        "{err}"
+    );
+    assert!(!err.contains(token) && !out.contains(token), "{err}");
+}
+
+#[test]
+fn the_access_line_records_x_forwarded_for_beside_the_peer() {
+    let a = app("xff", "");
+    let r = a.request(
+        "GET",
+        "/health",
+        &[("X-Forwarded-For", "203.0.113.7, 10.0.1.5")],
+    );
+    assert_eq!(r.status, 200);
+    let line = || {
+        a.log_file()
+            .lines()
+            .find(|l| l.contains("path=/health") && l.contains("forwarded_for="))
+            .map(str::to_string)
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || line().is_some()),
+        "{}",
+        a.log_file()
+    );
+    let line = line().unwrap();
+    assert!(line.contains(" peer=127.0.0.1:"), "{line}");
+    assert!(
+        line.ends_with(" forwarded_for=203.0.113.7,10.0.1.5"),
+        "{line}"
     );
 }
