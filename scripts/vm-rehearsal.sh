@@ -341,18 +341,18 @@ backends() {
 host_aws() {
     env -i PATH=/usr/bin:/bin HOME="$WORK/aws-home" AWS_ACCESS_KEY_ID=testing \
         AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null \
-        "$AWS_CLI" --endpoint-url "$MOTO_URL" --region "$REGION" --only-show-errors "$@"
+        "$AWS_CLI" --endpoint-url "$MOTO_URL" --region "$REGION" "$@"
 }
 
 upload() { # FILE KEY
-    host_aws s3 cp "$1" "s3://$BUCKET/$2" >>"$LOG" 2>&1 || die "upload of s3://$BUCKET/$2 to moto failed"
+    host_aws s3 cp --only-show-errors "$1" "s3://$BUCKET/$2" >>"$LOG" 2>&1 || die "upload of s3://$BUCKET/$2 to moto failed"
     UPLOADED+=("$2")
 }
 
 remove_uploads() {
     local key
     for key in "${UPLOADED[@]}"; do
-        host_aws s3 rm "s3://$BUCKET/$key" >/dev/null 2>&1 || true
+        host_aws s3 rm --only-show-errors "s3://$BUCKET/$key" >/dev/null 2>&1 || true
     done
     UPLOADED=()
 }

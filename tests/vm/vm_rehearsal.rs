@@ -436,16 +436,18 @@ fn judge_boot(b: &Boot, v: &mut Verdicts) {
     let f = &b.obs.facts;
 
     if s == "late-config" {
+        // A 404, not just any failure: a CLI usage error once passed for "absent".
         let key = format!(
             "s3://{}/{}",
             b.bucket(),
             f.config_key.as_deref().unwrap_or("?")
         );
         let said = f.config_head_object_output.as_deref().unwrap_or("").trim();
+        let not_found = re(r"\(404\)|Not Found").is_match(said);
         v.check(
             s,
             "config absent at boot",
-            f.config_head_object_exit.is_some_and(|e| e != 0),
+            f.config_head_object_exit.is_some_and(|e| e != 0) && not_found,
             match f.config_head_object_exit {
                 Some(0) => format!("{key} exists"),
                 Some(code) => format!("{key}: HeadObject exit {code}: {}", clip(said, 200)),
