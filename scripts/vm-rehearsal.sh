@@ -793,6 +793,7 @@ PY
 }
 
 # run.json: this run's id and how it ended; a fatal error's reason is its "error".
+# shellcheck disable=SC2317 # (teardown's, which the EXIT trap runs: shellcheck misses that)
 write_run() { # EXIT-STATUS
     # Only the run that holds the lock owns the output directory.
     ((LOCKED)) && [[ -d $OUT ]] || return 0
@@ -820,6 +821,7 @@ os.replace(tmp, os.path.join(out, "run.json"))
 PY
 }
 
+# shellcheck disable=SC2317 # (the EXIT trap's: shellcheck misses that after the final exit)
 teardown() {
     local status=$?
     trap - EXIT INT TERM
@@ -913,5 +915,6 @@ main() {
     say "observed ${#SCENARIOS[@]} boot(s); tests/vm/vm_rehearsal.rs judges them (make vm-rehearsal, or SUAI_VM_OBSERVATIONS=$OUT cargo test --test vm)"
 }
 
-# One line: bash has read it whole before main runs.
-{ main "$@"; }
+# One line, read whole before main runs, and nothing read after it: the script can be edited
+# while a rehearsal runs.
+{ main "$@"; exit; }
