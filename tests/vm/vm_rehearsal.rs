@@ -1124,7 +1124,7 @@ fn rehearse(out_dir: &Path, run_id: &str) -> ExitStatus {
     let stdout = out.join().unwrap();
     let stderr = err.join().unwrap();
     eprintln!(
-        "{stdout}\n{}\n(vm rehearsal took {:.0} s, exit {status})",
+        "{stdout}\n{}\n(vm rehearsal took {:.0} s, {status})",
         tail(&stderr, 20),
         started.elapsed().as_secs_f64()
     );
