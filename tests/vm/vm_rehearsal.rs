@@ -111,6 +111,7 @@ fn secs(t: Option<f64>) -> String {
     t.map_or_else(|| "missing".into(), |t| format!("+{t:.1} s"))
 }
 
+/// The patterns are the script's own EREs, fixed in this file: a bad one is a bug here.
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|e| panic!("pattern {pattern:?}: {e}"))
 }
@@ -339,11 +340,6 @@ impl Verdicts {
             .push((scenario.to_string(), name.to_string(), ok, detail));
     }
 
-    /// A check whose detail does not depend on the outcome.
-    fn expect(&mut self, scenario: &str, name: &str, ok: bool, detail: &str) {
-        self.check(scenario, name, ok, detail);
-    }
-
     fn failures(&self) -> Vec<String> {
         self.checks
             .iter()
@@ -431,6 +427,8 @@ fn judge(out: &Path, run_id: Option<&str>, script_ran: Option<ExitStatus>, v: &m
     }
 }
 
+/// One boot's checks, in the order the script used to make them; a check whose observation is
+/// missing fails rather than being skipped, so a script that stopped recording cannot pass.
 fn judge_boot(b: &Boot, v: &mut Verdicts) {
     let s = b.name.as_str();
     let f = &b.obs.facts;
@@ -486,7 +484,7 @@ fn judge_boot(b: &Boot, v: &mut Verdicts) {
             line.unwrap_or_else(|| "no cloud-init final message on the console".into())
         },
     );
-    v.expect(
+    v.check(
         s,
         "cloud-init fetched user-data over IMDSv2",
         b.imds_has(r#""GET /[0-9-]+/user-data HTTP/1\.1" 200"#),
@@ -499,13 +497,13 @@ fn judge_boot(b: &Boot, v: &mut Verdicts) {
     }
 
     // user-data.sh ran to its end: is-active returned 0 right after the Type=notify start.
-    v.expect(
+    v.check(
         s,
         "user-data.sh ran to its end",
         b.console_has("user-data: suaicloudapp is running"),
         "console: user-data: suaicloudapp is running",
     );
-    v.expect(
+    v.check(
         s,
         "unit reached READY (Type=notify)",
         b.console_has(r"Started suaicloudapp\.service"),
@@ -521,14 +519,14 @@ fn judge_boot(b: &Boot, v: &mut Verdicts) {
         started == 1 && restarts == 0,
         format!("{started} starts, {restarts} exits/restarts"),
     );
-    v.expect(
+    v.check(
         s,
         "the service fetched its config from S3",
         b.console_has(&format!(
             "config fetched.*s3://{}/",
             regex_lite::escape(b.bucket())
         )),
-        &format!("journal: config fetched (s3://{}/...)", b.bucket()),
+        format!("journal: config fetched (s3://{}/...)", b.bucket()),
     );
     match f.first_health_200_usec {
         Some(at) => v.check(
@@ -614,13 +612,13 @@ fn judge_boot(b: &Boot, v: &mut Verdicts) {
             "{creds} GETs of iam/security-credentials/{role} (want at least 2: CLI and binary)"
         ),
     );
-    v.expect(
+    v.check(
         s,
         "region from IMDS",
         b.imds_has(r#""GET /latest/meta-data/placement/region HTTP/1\.1" 200"#),
         "GET /latest/meta-data/placement/region 200",
     );
-    v.expect(
+    v.check(
         s,
         "IMDSv2 only",
         !b.imds_has(r#"" 401 "#),
@@ -640,7 +638,7 @@ fn judge_boot(b: &Boot, v: &mut Verdicts) {
         ),
         None => v.check(s, "still serving at the end", false, "/health not fetched"),
     }
-    v.expect(
+    v.check(
         s,
         "no failed unit",
         b.console_first(r"\[FAILED\]|Failed to start|Failed with result")
@@ -1016,13 +1014,13 @@ fn denied_checks(b: &Boot, v: &mut Verdicts) {
     );
     // cloud-final's output is a journal stream (StandardOutput=journal+console): the console
     // copy in journald's "ident[pid]: message" form is the journal's own.
-    v.expect(
+    v.check(
         s,
         "cause in the journal",
         b.console_has(r"cloud-init\[[0-9]+\]: .*Unable to locate credentials"),
         "journald's copy: cloud-init[PID]: fatal error: Unable to locate credentials",
     );
-    v.expect(
+    v.check(
         s,
         "metadata server refused credentials",
         b.imds_has(r#""GET /latest/meta-data/iam/security-credentials/ HTTP/1\.1" 404"#),
@@ -1038,7 +1036,7 @@ fn denied_checks(b: &Boot, v: &mut Verdicts) {
             None => format!("no final message within {} s", b.timeout()),
         },
     );
-    v.expect(
+    v.check(
         s,
         "no service was started",
         !b.console_has(r"Started suaicloudapp\.service"),
