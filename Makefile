@@ -19,8 +19,9 @@
 #   make embed  refresh the embedded copies: the unit inside user-data.sh, user-data.sh inside
 #               deploy/cloudformation.yaml (scripts/sync-embedded.sh; tests fail when stale)
 #   make bench  side by side with nginx (wrk, boot time, RSS, size): writes bench/RESULTS.md
-#   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh
-#               (also part of `make test`, through tests/vm/vm_rehearsal.rs)
+#   make vm-rehearsal  boot a real VM under QEMU whose cloud-init runs user-data.sh, and judge
+#               it: tests/vm/vm_rehearsal.rs runs scripts/vm-rehearsal.sh (which only boots and
+#               records observations) and makes every check (also part of `make test`)
 .PHONY: run check test env env-down lint toolchain build release static static-aarch64 dist image embed bench vm-rehearsal deps-update
 
 env:
@@ -84,4 +85,4 @@ bench: env static
 	bench/run.sh
 
 vm-rehearsal: env static
-	scripts/vm-rehearsal.sh
+	cargo test --test vm -- --nocapture
