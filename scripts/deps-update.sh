@@ -3,7 +3,8 @@
 #
 # Usage: scripts/deps-update.sh [--no-test] [--no-commit] [PACKAGE...]
 #
-#   Re-resolves scripts/requirements.lock from scripts/requirements.in with pip-compile
+#   Re-resolves scripts/requirements.lock from scripts/requirements.in, and scripts/checkov.lock
+#   from scripts/checkov.in, with pip-compile
 #   (exact versions and hashes of every package, transitive ones included): every package to
 #   its newest allowed version, or only the PACKAGEs named. Prints what moved, runs `make test`
 #   with the new lock (test-env.sh rebuilds its venv when the lock's digest changes), and when
@@ -26,7 +27,7 @@ for arg in "$@"; do
     --no-test) TEST=0 ;;
     --no-commit) COMMIT=0 ;;
     -h | --help)
-        sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*) die "unknown option $arg" ;;
@@ -34,7 +35,6 @@ for arg in "$@"; do
     esac
 done
 
-LOCK="$SCRIPT_DIR/requirements.lock"
 TOOLS_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/suaicloudapp/deps-tools-venv"
 TOOLS_STAMP="$TOOLS_VENV/.suai-lock-sha256"
 
@@ -57,17 +57,26 @@ pins() { sed -n 's/^\([A-Za-z0-9][A-Za-z0-9._-]*\)==\([^ ;\\]*\).*/\1 \2/p' "$1"
 tools_venv
 before=$(mktemp)
 trap 'rm -f "$before"' EXIT
-pins "$LOCK" >"$before"
 upgrade=(--upgrade)
 if ((${#PACKAGES[@]})); then
     upgrade=()
     for p in "${PACKAGES[@]}"; do upgrade+=(--upgrade-package "$p"); done
 fi
-say "pip-compile ${upgrade[*]}"
-(cd "$SCRIPT_DIR" && "$TOOLS_VENV/bin/pip-compile" --quiet --generate-hashes --allow-unsafe \
-    --strip-extras --no-header --no-emit-find-links --no-emit-index-url "${upgrade[@]}" --output-file requirements.lock requirements.in) ||
-    die "pip-compile failed; the lock is unchanged"
-moves=$(join -a1 -a2 -e '-' -o 0,1.2,2.2 "$before" <(pins "$LOCK") | awk '$2 != $3 { print $1 " " $2 " -> " $3 }')
+# Each .in has its lock and its venv: requirements (moto, cfn-lint, ...) and checkov, whose
+# exact pins (boto3==...) would otherwise hold the others back (scripts/test-env.sh).
+moves=
+for name in requirements checkov; do
+    pins "$SCRIPT_DIR/$name.lock" >"$before"
+    say "pip-compile ${upgrade[*]} $name.in"
+    (cd "$SCRIPT_DIR" && "$TOOLS_VENV/bin/pip-compile" --quiet --generate-hashes --allow-unsafe \
+        --strip-extras --no-header --no-emit-find-links --no-emit-index-url "${upgrade[@]}" \
+        --output-file "$name.lock" "$name.in") ||
+        die "pip-compile of $name.in failed; $name.lock is unchanged"
+    moved=$(join -a1 -a2 -e '-' -o 0,1.2,2.2 "$before" <(pins "$SCRIPT_DIR/$name.lock") |
+        awk -v lock="$name.lock" '$2 != $3 { print lock ": " $1 " " $2 " -> " $3 }')
+    moves+=${moved:+$moved$'\n'}
+done
+moves=${moves%$'\n'}
 if [[ -z $moves ]]; then
     say "no pin moved"
     exit 0
@@ -80,6 +89,6 @@ if ((TEST)); then
 fi
 if ((COMMIT)); then
     git -C "$REPO" commit --quiet -m "pins: move the test venv's Python packages" -m "$moves" -- \
-        scripts/requirements.lock scripts/requirements.in
+        scripts/requirements.lock scripts/requirements.in scripts/checkov.lock scripts/checkov.in
     say "committed the new lock"
 fi

@@ -62,6 +62,7 @@ BUCKET=suai-test-bucket
 TABLE=suai-test-table
 WRONG_TABLE=suai-wrong-key
 MOTO_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/suaicloudapp/moto-venv"
+CHECKOV_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/suaicloudapp/checkov-venv"
 
 # Set to 1 when the certificates are (re)generated: TLS servers must reload them.
 CERTS_CHANGED=0
@@ -225,49 +226,61 @@ python_for_venv() {
     if [[ -x /usr/bin/python3 ]]; then echo /usr/bin/python3; else command -v python3; fi
 }
 
-# The venv holds exactly scripts/requirements.lock: every package pinned with its hashes,
-# installed with --require-hashes from wheels only (nothing is built, so no unpinned build
-# dependency is fetched). The stamp records the lock's digest: a lock that moved (a pin moved
-# on purpose, `make deps-update`) rebuilds the venv, and running moto servers from the old one
-# are restarted (VENV_CHANGED).
+# Each venv holds exactly its lock: every package pinned with its hashes, installed with
+# --require-hashes from wheels only (nothing is built, so no unpinned build dependency is
+# fetched). The stamp records the lock's digest: a lock that moved (a pin moved on purpose,
+# `make deps-update`) rebuilds the venv, and running moto servers from the old one are
+# restarted (VENV_CHANGED). checkov has a venv of its own because it pins boto3 exactly (3.3.30:
+# boto3==1.35.49), which would hold moto's boto3 two years back.
 LOCK="$SCRIPT_DIR/requirements.lock"
-VENV_STAMP="$MOTO_VENV/.suai-lock-sha256"
+CHECKOV_LOCK="$SCRIPT_DIR/checkov.lock"
 VENV_CHANGED=0
-lock_digest() { sha256sum "$LOCK" | cut -d' ' -f1; }
+lock_digest() { sha256sum "$1" | cut -d' ' -f1; }
 
-ensure_moto() {
-    [[ -f $LOCK ]] || die "$LOCK missing"
-    if [[ -x $MOTO_VENV/bin/moto_server && -f $VENV_STAMP && $(<"$VENV_STAMP") == "$(lock_digest)" ]] &&
-        venv_matches_lock >/dev/null; then
+# ensure_venv VENV LOCK PROGRAM: (re)builds VENV from LOCK unless it already holds it; sets
+# REBUILT=1 when it did.
+REBUILT=0
+ensure_venv() {
+    local venv=$1 lock=$2 program=$3 py
+    [[ -f $lock ]] || die "$lock missing"
+    if [[ -x $venv/bin/$program && -f $venv/.suai-lock-sha256 &&
+        $(<"$venv/.suai-lock-sha256") == "$(lock_digest "$lock")" ]] &&
+        venv_matches_lock "$venv" "$lock" >/dev/null; then
         return 0
     fi
-    local py
     py=$(python_for_venv)
-    log "creating the test venv at $MOTO_VENV from $LOCK ($("$py" --version 2>&1))"
-    rm -rf "$MOTO_VENV"
-    mkdir -p "$(dirname -- "$MOTO_VENV")"
-    if ! "$py" -m venv "$MOTO_VENV" >/dev/null 2>&1; then
-        rm -rf "$MOTO_VENV"
+    log "creating the venv $venv from ${lock#"$REPO"/} ($("$py" --version 2>&1))"
+    rm -rf "$venv"
+    mkdir -p "$(dirname -- "$venv")"
+    if ! "$py" -m venv "$venv" >/dev/null 2>&1; then
+        rm -rf "$venv"
         apt_install python3-venv
-        "$py" -m venv "$MOTO_VENV" || die "python3 -m venv still fails"
+        "$py" -m venv "$venv" || die "python3 -m venv still fails"
     fi
-    log "pip install --require-hashes -r scripts/requirements.lock (one-off)"
-    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes \
-        --only-binary=:all: -r "$LOCK" || die "pip install of the locked test packages failed"
-    [[ -x $MOTO_VENV/bin/moto_server ]] || die "moto_server missing after pip install"
-    venv_matches_lock || die "the venv does not hold what $LOCK pins"
-    lock_digest >"$VENV_STAMP"
-    VENV_CHANGED=1
+    log "pip install --require-hashes -r ${lock#"$REPO"/} (one-off)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes \
+        --only-binary=:all: -r "$lock" || die "pip install of ${lock#"$REPO"/} failed"
+    [[ -x $venv/bin/$program ]] || die "$program missing after pip install"
+    venv_matches_lock "$venv" "$lock" || die "$venv does not hold what $lock pins"
+    lock_digest "$lock" >"$venv/.suai-lock-sha256"
+    REBUILT=1
 }
 
-# Every package the lock pins is installed at that version, and nothing else: prints each
-# difference, fails if there is one.
+ensure_moto() {
+    REBUILT=0
+    ensure_venv "$MOTO_VENV" "$LOCK" moto_server
+    VENV_CHANGED=$REBUILT
+    ensure_venv "$CHECKOV_VENV" "$CHECKOV_LOCK" checkov
+}
+
+# venv_matches_lock VENV LOCK: every package LOCK pins is installed in VENV at that version,
+# and nothing else: prints each difference, fails if there is one.
 venv_matches_lock() {
-    [[ -x $MOTO_VENV/bin/python ]] || {
-        echo "no venv at $MOTO_VENV"
+    [[ -x $1/bin/python ]] || {
+        echo "no venv at $1"
         return 1
     }
-    "$MOTO_VENV/bin/python" "$SCRIPT_DIR/check_lock.py" "$LOCK"
+    "$1/bin/python" "$SCRIPT_DIR/check_lock.py" "$2"
 }
 
 # ----------------------------------------------------------------------------
@@ -725,6 +738,7 @@ write_env() {
         env_line SUAI_TEST_REDIS_SERVER "$(command -v redis-server)"
         env_line SUAI_TEST_REDIS_CLI "$(command -v redis-cli)"
         env_line SUAI_TEST_MOTO_SERVER "$MOTO_VENV/bin/moto_server"
+        env_line SUAI_TEST_CHECKOV "$CHECKOV_VENV/bin/checkov"
         env_line SUAI_TEST_PG_PORT "$PG_PORT"
         env_line SUAI_TEST_PG_USER probe
         env_line SUAI_TEST_PG_PASSWORD "$PG_PASSWORD"
@@ -999,14 +1013,18 @@ cmd_status() {
         bad=1
     fi
     if [[ -f $ENV_FILE ]]; then echo "env file: $ENV_FILE"; else echo "env file: (none; run up)"; fi
-    local drift
-    if drift=$(venv_matches_lock); then
-        echo "venv: $MOTO_VENV holds exactly $LOCK"
-    else
-        echo "venv: $MOTO_VENV differs from $LOCK:"
-        printf '  %s\n' "${drift//$'\n'/$'\n'  }"
-        bad=1
-    fi
+    local drift venv lock
+    for venv in "$MOTO_VENV" "$CHECKOV_VENV"; do
+        lock=$LOCK
+        [[ $venv == "$CHECKOV_VENV" ]] && lock=$CHECKOV_LOCK
+        if drift=$(venv_matches_lock "$venv" "$lock"); then
+            echo "venv: $venv holds exactly $lock"
+        else
+            echo "venv: $venv differs from $lock:"
+            printf '  %s\n' "${drift//$'\n'/$'\n'  }"
+            bad=1
+        fi
+    done
     return "$bad"
 }
 
