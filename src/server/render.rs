@@ -181,7 +181,7 @@ pub fn html(status: StatusCode, body: String) -> Response<Body> {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(super::dashboard::CSP),
+        HeaderValue::from_static(super::dashboard::csp()),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp

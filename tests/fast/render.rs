@@ -3,6 +3,8 @@
 //! from; and who answers (instance or task) on every response.
 
 use crate::support::{instance, Fixture, StandIn, ORIGIN};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,7 +17,21 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What the dashboard's HTML must carry: nothing may load from elsewhere, scripts and styles
 /// only inline.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
+/// The CSP the page must carry: its own style and script by their SHA-256 (computed here from
+/// the body served, so a script edited without its hash fails), nothing inline otherwise.
+fn expected_csp(html: &str) -> String {
+    let hash = |open: &str, close: &str| {
+        let start = html.find(open).expect(open) + open.len();
+        let text = &html[start..start + html[start..].find(close).expect(close)];
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        format!("'sha256-{}'", STANDARD.encode(digest.as_ref()))
+    };
+    format!(
+        "default-src 'none'; style-src {}; script-src {}; base-uri 'none'; form-action 'none'",
+        hash("<style>", "</style>"),
+        hash("<script>", "</script>")
+    )
+}
 
 /// A row of the HTML dashboard, from its `<tr` to its `</tr>`.
 fn row<'a>(html: &'a str, backend: &str) -> &'a str {
@@ -199,9 +215,13 @@ async fn the_html_dashboard_shows_a_row_per_backend_and_is_locked_down() {
     let r = s.get_as("/", "text/html").await;
     assert_eq!(r.status, 503);
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
-    assert_eq!(r.header("content-security-policy"), Some(CSP));
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     let html = &r.body;
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(csp, expected_csp(html));
+    assert_eq!(html.matches("<script>").count(), 1, "{html}");
+    assert_eq!(html.matches("<style>").count(), 1, "{html}");
     assert!(
         html.contains("<title>suaicloudapp: 1 failing</title>"),
         "{html}"
