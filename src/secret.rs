@@ -121,7 +121,9 @@ impl<'de> Deserialize<'de> for SecretUrl {
 }
 
 /// Hides the secret parts of any URL-like text, valid or not (messages about a bad URL use it
-/// too): the userinfo before `@` in the authority, every query value, and the fragment.
+/// too): the userinfo before `@` in the authority, every query value, the fragment, and every
+/// path segment that looks like a token (see [`token_like`]): Slack, Discord and Teams webhook
+/// URLs carry their secret in the path.
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
         Some(i) => url.split_at(i + 3),
@@ -146,7 +148,11 @@ pub fn redact_url(url: &str) -> String {
         Some((p, q)) => (p, Some(q)),
         None => (before_fragment, None),
     };
-    out.push_str(path);
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|seg| if token_like(seg) { "***" } else { seg })
+        .collect();
+    out.push_str(&segments.join("/"));
     if let Some(query) = query {
         out.push('?');
         let pairs: Vec<String> = query
@@ -164,6 +170,20 @@ pub fn redact_url(url: &str) -> String {
         out.push_str(f);
     }
     out
+}
+
+/// A path segment that reads as a credential rather than a name: at least 16 characters of the
+/// token alphabet (letters, digits, `-`, `_`) with both letters and digits in it, like Slack's
+/// `XXXXXXXXXXXXXXXXXXXXXXXX` or a Discord webhook token. Words (`health-check-endpoint`),
+/// short ids (`T00000000`) and version segments (`v1`) stay readable. A false positive only
+/// hides a path segment from the page; a false negative would show a secret, hence the wide net.
+fn token_like(segment: &str) -> bool {
+    segment.len() >= 16
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && segment.bytes().any(|b| b.is_ascii_digit())
+        && segment.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
 #[cfg(test)]
@@ -191,6 +211,18 @@ mod tests {
             ("https://h/p?a=1#frag", "https://h/p?a=***#***"),
             ("not a url?k=v", "not a url?k=***"),
             ("https://u@h", "https://***@h"),
+            (
+                "https://hooks.slack.com/services/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",
+                "https://hooks.slack.com/services/T0A1B2C3D/B0A1B2C3D4E/***",
+            ),
+            (
+                "https://discord.com/api/webhooks/1234567890123456789/Ab3_dEf-9hIjKlMnOpQrStUvWxYz0123456789",
+                "https://discord.com/api/webhooks/1234567890123456789/***",
+            ),
+            (
+                "https://h/api/v2/health-check-endpoint/status",
+                "https://h/api/v2/health-check-endpoint/status",
+            ),
         ] {
             let u = SecretUrl::new(url.to_string());
             assert_eq!(u.redacted(), shown);
