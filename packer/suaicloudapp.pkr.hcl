@@ -1,7 +1,7 @@
 # Bakes an Amazon Linux 2023 AMI (x86_64 or arm64) with the static suaicloudapp binary, checked
 # against the release's SHA256SUMS on the build instance, and its systemd unit.
 # Build with a modern packer from this directory, after `make dist` at the repository root:
-#   packer init . && packer build .        (or: packer build -var arch=arm64 .)
+#   packer init . && packer build -var 'ssh_source_cidrs=["<your IP>/32"]' .   (-var arch=arm64: Graviton)
 # (see README.md; plugins.pkr.hcl pins the Amazon plugin).
 
 variable "region" {
@@ -40,6 +40,15 @@ variable "sha256sums_path" {
   description = "The release's SHA256SUMS (make dist, or the release assets): the binary must match its line. Absolute, or relative to this directory."
 }
 
+variable "ssh_source_cidrs" {
+  type        = list(string)
+  description = "Where packer connects from: the only sources the build instance's temporary security group lets reach SSH (port 22), e.g. [\"203.0.113.7/32\"] (your address: curl https://checkip.amazonaws.com) or the builder's VPC range. Required; 0.0.0.0/0 and ::/0 are refused."
+  validation {
+    condition     = length(var.ssh_source_cidrs) > 0 && length([for c in var.ssh_source_cidrs : c if !can(cidrhost(c, 0)) || contains(["0.0.0.0/0", "::/0"], c)]) == 0
+    error_message = "The ssh_source_cidrs must be one or more CIDR blocks naming the builder's address (not 0.0.0.0/0 or ::/0)."
+  }
+}
+
 variable "unit_path" {
   type        = string
   default     = "../systemd/suaicloudapp.service"
@@ -73,6 +82,8 @@ source "amazon-ebs" "al2023" {
   region        = var.region
   instance_type = local.arch.instance_type
   ssh_username  = "ec2-user"
+  # SSH from the builder only (packer's default temporary security group allows 0.0.0.0/0).
+  temporary_security_group_source_cidrs = var.ssh_source_cidrs
   ami_name      = "${var.ami_name_prefix}-${var.arch}-${local.timestamp}"
 
   # The newest standard Amazon Linux 2023 image for the architecture: al2023-ami-*-<arch>,

@@ -101,6 +101,9 @@ const ARCHES: [&str; 2] = ["x86_64", "arm64"];
 
 const TEMPLATE: &str = "packer/suaicloudapp.pkr.hcl";
 
+/// A builder's address (TEST-NET-3) for the required `ssh_source_cidrs`.
+const SSH_FROM: &str = "ssh_source_cidrs=[\"203.0.113.7/32\"]";
+
 /// The settings Packer 1.6.6 does not know, exactly as the template must carry them.
 const IMDS_LINE: &str = "  imds_support = \"v2.0\"\n";
 const METADATA_BLOCK: &str = "  metadata_options {
@@ -127,6 +130,8 @@ fn template_validates_offline_for_both_arches() {
                 "validate",
                 "-var",
                 &format!("arch={arch}"),
+                "-var",
+                SSH_FROM,
                 dir.to_str().unwrap(),
             ]);
             assert!(
@@ -143,7 +148,7 @@ fn template_validates_offline_for_both_arches() {
     assert!(o.status.success(), "syntax: {}", text(&o));
 
     // 2. Full validation of the real file: only the two settings 1.6.6 cannot know.
-    let o = packer(&["validate", TEMPLATE]);
+    let o = packer(&["validate", "-var", SSH_FROM, TEMPLATE]);
     let out = text(&o);
     assert!(!o.status.success(), "1.6.6 accepted the template?\n{out}");
     assert!(
@@ -177,7 +182,14 @@ fn template_validates_offline_for_both_arches() {
     std::fs::write(&copy, legacy).unwrap();
     let copy = copy.to_str().unwrap();
     for arch in ARCHES {
-        let o = packer(&["validate", "-var", &format!("arch={arch}"), copy]);
+        let o = packer(&[
+            "validate",
+            "-var",
+            &format!("arch={arch}"),
+            "-var",
+            SSH_FROM,
+            copy,
+        ]);
         assert!(
             o.status.success(),
             "full validation, arch {arch}: {}",
@@ -186,7 +198,7 @@ fn template_validates_offline_for_both_arches() {
     }
 
     // An architecture the template does not know fails validation.
-    let o = packer(&["validate", "-var", "arch=mips", copy]);
+    let o = packer(&["validate", "-var", "arch=mips", "-var", SSH_FROM, copy]);
     assert!(!o.status.success(), "arch=mips accepted: {}", text(&o));
 
     // A missing binary (here the arm64 one) is caught by that validation (the check is real),
@@ -196,20 +208,20 @@ fn template_validates_offline_for_both_arches() {
         "dist/suaicloudapp-{version}-aarch64-unknown-linux-musl"
     ));
     std::fs::remove_file(&arm).unwrap();
-    let o = packer(&["validate", "-var", "arch=arm64", copy]);
+    let o = packer(&["validate", "-var", "arch=arm64", "-var", SSH_FROM, copy]);
     assert!(
         !o.status.success() && text(&o).contains("Bad source"),
         "a missing binary must fail validation: {}",
         text(&o)
     );
-    let o = packer(&["validate", "-var", "arch=x86_64", copy]);
+    let o = packer(&["validate", "-var", "arch=x86_64", "-var", SSH_FROM, copy]);
     assert!(
         o.status.success(),
         "x86_64 does not need the arm64 file: {}",
         text(&o)
     );
     std::fs::remove_file(tree.join("dist/SHA256SUMS")).unwrap();
-    let o = packer(&["validate", "-var", "arch=x86_64", copy]);
+    let o = packer(&["validate", "-var", "arch=x86_64", "-var", SSH_FROM, copy]);
     assert!(
         !o.status.success() && text(&o).contains("Bad source"),
         "a missing SHA256SUMS must fail validation: {}",
@@ -264,4 +276,49 @@ fn plugins_file_is_separate_because_1_6_6_rejects_it() {
             text(&o)
         );
     }
+}
+
+/// The build instance's SSH is reachable from the builder only: the temporary security group's
+/// sources are a required variable (packer's own default is 0.0.0.0/0), and a value that opens
+/// it to everyone, an empty list or a non-CIDR is refused by validation, before any AWS call.
+#[test]
+fn build_instance_ssh_is_open_to_the_builder_only() {
+    let template = std::fs::read_to_string(repo().join(TEMPLATE)).unwrap();
+    assert!(
+        template.contains("temporary_security_group_source_cidrs = var.ssh_source_cidrs"),
+        "the builder's sources reach the security group"
+    );
+    let o = packer(&["validate", TEMPLATE]);
+    assert!(
+        !o.status.success() && text(&o).contains("Unset variable \"ssh_source_cidrs\""),
+        "no default: {}",
+        text(&o)
+    );
+    for bad in [
+        "[\"0.0.0.0/0\"]",
+        "[\"10.0.0.0/16\",\"::/0\"]",
+        "[]",
+        "[\"my-laptop\"]",
+    ] {
+        let o = packer(&[
+            "validate",
+            "-var",
+            &format!("ssh_source_cidrs={bad}"),
+            TEMPLATE,
+        ]);
+        assert!(
+            !o.status.success() && text(&o).contains("naming the builder's"),
+            "ssh_source_cidrs={bad} accepted: {}",
+            text(&o)
+        );
+    }
+    // A builder's /32 and a VPC range pass the variable's check: what fails is only what
+    // template_validates_offline_for_both_arches expects of this packer version.
+    let o = packer(&[
+        "validate",
+        "-var",
+        "ssh_source_cidrs=[\"203.0.113.7/32\",\"2001:db8::/64\"]",
+        TEMPLATE,
+    ]);
+    assert!(!text(&o).contains("naming the builder's"), "{}", text(&o));
 }
