@@ -252,7 +252,7 @@ cat >"$unit_tmp" <<'UNIT'
 # which also need Linux 5.8 or later (all three ship newer kernels). Amazon Linux 2 (systemd
 # 219, which ignores most of this sandbox and would run the service as root) reached its end
 # of support on 2026-06-30 and is not supported. `systemd-analyze security` rates this unit
-# 1.5 or lower (tests/deploy/deploy.rs).
+# 1.2 or lower (tests/deploy/deploy.rs).
 
 [Unit]
 Description=suaicloudapp health and probe pages
