@@ -3,7 +3,10 @@
 # (x86_64 and aarch64/Graviton).
 #
 # Installs the binary from S3 after checking its SHA-256, points it at its config in S3, installs
-# and starts the systemd unit. The instance role needs s3:GetObject on both keys (and
+# and starts the systemd unit, and (with APP_PORT) waits for /health to answer. Launched by the
+# CloudFormation stack (deploy/cloudformation.yaml), it then signals the stack: SUCCESS once
+# /health answered, FAILURE with the reason otherwise, so a rolling update stops at the first bad
+# instance. The instance role needs s3:GetObject on both keys (and
 # s3:ListBucket on the bucket for the /s3 page). cloud-init runs this once per instance and keeps
 # its output in /var/log/cloud-init-output.log (and on the console). Running it again is safe:
 # it reinstalls and restarts.
@@ -36,6 +39,17 @@
 #   IMDS                instance metadata endpoint      (default http://169.254.169.254)
 #   AWS_ENDPOINT_URL    optional S3 endpoint override (VPC endpoint, emulator): passed to the
 #                       CLI as --endpoint-url (older CLIs ignore the variable) and to the service.
+#   APP_PORT            the config's [server] port, when known (the stack passes AppPort): the
+#                       script waits for /health there before it reports success, and below 1024
+#                       it grants the service CAP_NET_BIND_SERVICE (a drop-in, low-port.conf)
+#   HEALTH_URL          the /health to wait for (default http://127.0.0.1:APP_PORT/health)
+#   HEALTH_WAIT_SECS    how long to wait for it to answer "healthy" (default 60)
+#   CFN_STACK, CFN_RESOURCE  the stack and its Auto Scaling group's logical id (the stack sets
+#                       both): the outcome is signalled with cfn-signal, or where it is not
+#                       installed with `aws cloudformation signal-resource` (which carries no
+#                       reason: the console and the journal have it). Unset: no signal.
+#   CFN_SIGNAL          cfn-signal command (default cfn-signal)
+#   JOURNALCTL          journalctl(1), for the service's last lines in a failure (default journalctl)
 set -euo pipefail
 
 BUCKET="${BUCKET:-}"
@@ -52,6 +66,13 @@ SYSTEMCTL="${SYSTEMCTL:-systemctl}"
 AWS="${AWS:-aws}"
 LOGGER="${LOGGER:-logger}"
 IMDS="${IMDS:-http://169.254.169.254}"
+APP_PORT="${APP_PORT:-}"
+HEALTH_URL="${HEALTH_URL:-}"
+HEALTH_WAIT_SECS="${HEALTH_WAIT_SECS:-60}"
+CFN_STACK="${CFN_STACK:-}"
+CFN_RESOURCE="${CFN_RESOURCE:-}"
+CFN_SIGNAL="${CFN_SIGNAL:-cfn-signal}"
+JOURNALCTL="${JOURNALCTL:-journalctl}"
 
 NAME=suaicloudapp
 IMDS="${IMDS%/}"
@@ -60,13 +81,29 @@ IMDS="${IMDS%/}"
 export AWS_EC2_METADATA_SERVICE_ENDPOINT="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-$IMDS/}"
 
 log() { printf '%s user-data: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
-# A failure goes to stdout (cloud-init copies it to the console and its log) and to the journal
-# at priority err; a machine without a journal (a test's scratch root) still gets the first two.
+# A failure goes to stdout (cloud-init copies it to the console and its log), to the journal
+# at priority err (a machine without a journal, a test's scratch root, still gets the first
+# two) and, from a stack's instance, to CloudFormation as the FAILURE signal's reason.
 die() {
     log "ERROR: $*"
     "$LOGGER" -t "$NAME-user-data" -p user.err -- "ERROR: $*" 2>/dev/null || true
+    signal_stack FAILURE "$*"
     exit 1
 }
+
+# Temporary files live next to their destination, so the final mv is an atomic rename (a
+# running binary is replaced, never overwritten in place). Whatever stops the script removes
+# them; a stop that no die() explained (a command failing under set -e) is still signalled.
+tmp_files=()
+cleanup() { ((${#tmp_files[@]} == 0)) || rm -f -- "${tmp_files[@]}"; }
+on_exit() {
+    local status=$?
+    cleanup
+    if ((status != 0)); then
+        signal_stack FAILURE "user-data.sh stopped with exit status $status (the console or /var/log/cloud-init-output.log says where)"
+    fi
+}
+trap on_exit EXIT
 
 # One IMDSv2 value: a session token first, then the GET. Bounded: 2 s to connect, 5 s per call,
 # 5 attempts one second apart (the metadata service can be briefly unreachable early in boot).
@@ -86,6 +123,39 @@ imds_get() {
     return 1
 }
 
+# signal_stack SUCCESS|FAILURE REASON: tells CloudFormation how this instance went, once, when the
+# stack named itself (CFN_STACK, CFN_RESOURCE); a signal that cannot be sent is logged, and the
+# stack's timeout then fails the instance. cfn-signal carries the reason; the AWS CLI's
+# signal-resource has no field for it. Never through AWS_ENDPOINT_URL (an S3 endpoint).
+SIGNALLED=
+signal_stack() {
+    local status=$1 reason=$2 region=${REGION:-} id=
+    [[ -n $CFN_STACK && -n $CFN_RESOURCE && -z $SIGNALLED ]] || return 0
+    SIGNALLED=$status
+    # CloudFormation keeps a reason of up to 4,000 characters; the start of a long one says why.
+    reason=${reason:0:1000}
+    [[ -n $region ]] || region=$(imds_get meta-data/placement/region) || region=
+    id=$(imds_get meta-data/instance-id) || id=
+    if command -v "$CFN_SIGNAL" >/dev/null 2>&1; then
+        local -a args=(--exit-code "$([[ $status == SUCCESS ]] && echo 0 || echo 1)" --reason "$reason"
+            --stack "$CFN_STACK" --resource "$CFN_RESOURCE")
+        [[ -z $region ]] || args+=(--region "$region")
+        [[ -z $id ]] || args+=(--id "$id")
+        if env -u AWS_ENDPOINT_URL "$CFN_SIGNAL" "${args[@]}"; then
+            log "signalled $status to stack $CFN_STACK ($CFN_RESOURCE) with cfn-signal"
+            return 0
+        fi
+    elif [[ -z $id || -z $region ]]; then
+        log "cannot signal $status to stack $CFN_STACK: no instance id or region from $IMDS"
+        return 0
+    elif env -u AWS_ENDPOINT_URL "$AWS" --region "$region" --only-show-errors cloudformation signal-resource \
+        --stack-name "$CFN_STACK" --logical-resource-id "$CFN_RESOURCE" --unique-id "$id" --status "$status"; then
+        log "signalled $status to stack $CFN_STACK ($CFN_RESOURCE, $id) with the AWS CLI"
+        return 0
+    fi
+    log "WARNING: could not signal $status to stack $CFN_STACK: it times out this instance instead"
+}
+
 [[ -n $BUCKET ]] || die "BUCKET is not set: edit the top of this script or set it in the environment"
 
 # The binary and its digest for this machine's architecture.
@@ -102,6 +172,9 @@ SHA256=${SHA256,,}
     die "no expected SHA-256 for the $ARCH binary: set SHA256_${ARCH^^} (or SHA256) to its line in the release's SHA256SUMS"
 [[ $SHA256 =~ ^[0-9a-f]{64}$ ]] ||
     die "the expected SHA-256 for the $ARCH binary is not 64 hex digits: '$SHA256'"
+[[ -z $APP_PORT || ($APP_PORT =~ ^[0-9]{1,5}$ && APP_PORT -ge 1 && APP_PORT -le 65535) ]] ||
+    die "APP_PORT is not a port number: '$APP_PORT'"
+[[ $HEALTH_WAIT_SECS =~ ^[0-9]+$ ]] || die "HEALTH_WAIT_SECS is not a number of seconds: '$HEALTH_WAIT_SECS'"
 
 if [[ -z $REGION ]]; then
     REGION=$(imds_get meta-data/placement/region) || die "cannot read the region from $IMDS"
@@ -134,11 +207,6 @@ ETC_DIR="$ROOT/etc/$NAME"
 UNIT_DIR="$ROOT/etc/systemd/system"
 install -d -m 0755 "$BIN_DIR" "$ETC_DIR" "$UNIT_DIR"
 
-# Temporary files live next to their destination, so the final mv is an atomic rename (a
-# running binary is replaced, never overwritten in place).
-tmp_files=()
-cleanup() { ((${#tmp_files[@]} == 0)) || rm -f -- "${tmp_files[@]}"; }
-trap cleanup EXIT
 # A fresh temporary file in DIR. The caller adds it to tmp_files: $(...) runs in a subshell,
 # whose additions to the list would be lost (and the file left behind after a refusal).
 new_tmp() { mktemp "$1/.$NAME.XXXXXX"; }
@@ -184,7 +252,7 @@ cat >"$unit_tmp" <<'UNIT'
 # which also need Linux 5.8 or later (all three ship newer kernels). Amazon Linux 2 (systemd
 # 219, which ignores most of this sandbox and would run the service as root) reached its end
 # of support on 2026-06-30 and is not supported. `systemd-analyze security` rates this unit
-# 1.5 or lower (tests/deploy/deploy.rs).
+# 1.2 or lower (tests/deploy/deploy.rs).
 
 [Unit]
 Description=suaicloudapp health and probe pages
@@ -247,9 +315,11 @@ WorkingDirectory=/var/log/suaicloudapp
 UMask=0077
 
 # --- Privileges -----------------------------------------------------------------------------
-# Only the right to bind ports below 1024 (for example port 80 behind a load balancer).
-AmbientCapabilities=CAP_NET_BIND_SERVICE
-CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+# No capability at all: the default port, 8080, needs none. A port below 1024 needs
+# CAP_NET_BIND_SERVICE, and only that: user-data.sh, given APP_PORT below 1024 (the stack's
+# AppPort), grants it in the drop-in /etc/systemd/system/suaicloudapp.service.d/low-port.conf
+# (AmbientCapabilities= and CapabilityBoundingSet= both CAP_NET_BIND_SERVICE).
+CapabilityBoundingSet=
 # No setuid escalation, ever.
 NoNewPrivileges=yes
 
@@ -311,12 +381,52 @@ chmod 0644 "$unit_tmp"
 mv -f "$unit_tmp" "$UNIT_DIR/$NAME.service"
 log "installed $UNIT_DIR/$NAME.service"
 
+# The unit grants no capability (8080, the default port, needs none). A port below 1024 needs
+# CAP_NET_BIND_SERVICE: a drop-in grants that one alone, and a re-run with a higher port removes it.
+DROPIN_DIR="$UNIT_DIR/$NAME.service.d"
+if [[ -n $APP_PORT ]] && ((APP_PORT < 1024)); then
+    install -d -m 0755 "$DROPIN_DIR"
+    dropin_tmp=$(new_tmp "$DROPIN_DIR") && tmp_files+=("$dropin_tmp")
+    cat >"$dropin_tmp" <<'LOWPORT'
+# Written by user-data.sh: the config's port (APP_PORT) is below 1024, and binding it takes
+# this one capability. Removed again by a run with a port of 1024 or above.
+[Service]
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+LOWPORT
+    chmod 0644 "$dropin_tmp"
+    mv -f "$dropin_tmp" "$DROPIN_DIR/low-port.conf"
+    log "installed $DROPIN_DIR/low-port.conf (CAP_NET_BIND_SERVICE for port $APP_PORT)"
+elif [[ -e $DROPIN_DIR/low-port.conf ]]; then
+    rm -f "$DROPIN_DIR/low-port.conf"
+    log "removed $DROPIN_DIR/low-port.conf (port ${APP_PORT:-unknown} needs no capability)"
+fi
+
+# The service's last lines, for a failure's reason (best effort: empty without a journal).
+service_tail() {
+    "$JOURNALCTL" -u "$NAME" -n 5 -o cat --no-pager 2>/dev/null | tr -s '\n' ' ' || true
+}
+
 # enable, then restart (which starts a stopped unit): the same as `enable --now` on a first run,
 # and on a re-run the new binary and settings take effect. With Type=notify, restart returns
 # once the service reported READY=1 (its config fetched and the port bound), or fails.
 log "starting $NAME"
 "$SYSTEMCTL" daemon-reload
 "$SYSTEMCTL" enable "$NAME"
-"$SYSTEMCTL" restart "$NAME"
-"$SYSTEMCTL" is-active "$NAME" >/dev/null || die "$NAME is not active: journalctl -u $NAME"
+"$SYSTEMCTL" restart "$NAME" || die "$NAME did not start: $(service_tail)(journalctl -u $NAME)"
+"$SYSTEMCTL" is-active "$NAME" >/dev/null || die "$NAME is not active: $(service_tail)(journalctl -u $NAME)"
 log "$NAME is running"
+
+# Serving: /health answers "healthy" (a shallow check: the process serves, whatever the
+# backends do). Only then is the instance reported good.
+if [[ -n $APP_PORT || -n $HEALTH_URL ]]; then
+    HEALTH_URL=${HEALTH_URL:-http://127.0.0.1:$APP_PORT/health}
+    deadline=$((SECONDS + HEALTH_WAIT_SECS))
+    until answer=$(curl -sS --connect-timeout 2 --max-time 5 "$HEALTH_URL" 2>&1) && [[ $answer == healthy ]]; do
+        ((SECONDS < deadline)) ||
+            die "$NAME is running but $HEALTH_URL did not answer \"healthy\" within $HEALTH_WAIT_SECS s (last: ${answer:-nothing}): is APP_PORT the config's [server] port? $(service_tail)"
+        sleep 1
+    done
+    log "$HEALTH_URL answered: $answer"
+fi
+signal_stack SUCCESS "$NAME serving ($version)"
