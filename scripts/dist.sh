@@ -4,6 +4,9 @@
 #   suaicloudapp-<version>-x86_64-unknown-linux-musl
 #   suaicloudapp-<version>-aarch64-unknown-linux-musl
 #   SHA256SUMS                       (`cd dist && sha256sum -c SHA256SUMS` checks them)
+# and, when `make image` wrote them first, this version's OCI images
+# (suaicloudapp-<version>-<arch>.oci.tar) are listed in SHA256SUMS too, so the release's signed
+# SHA256SUMS (scripts/sign-release.sh) vouches for them as well.
 # <version> is the [package] version in Cargo.toml. Each binary is built by
 # scripts/build-static.sh TARGET, which installs what a fresh Debian machine lacks (musl-tools,
 # gcc-aarch64-linux-gnu, qemu-user-static, the rustup targets) and checks the result is static
@@ -54,6 +57,11 @@ for target in "${TARGETS[@]}"; do
     install -m 0755 "$src" "$out/$name"
     names+=("$name")
 done
+shopt -s nullglob
+for image in "$out/$BIN-$version-"*.oci.tar; do
+    names+=("${image##*/}")
+done
+shopt -u nullglob
 (cd "$out" && sha256sum -- "${names[@]}" >SHA256SUMS.tmp && mv -f SHA256SUMS.tmp SHA256SUMS)
 (cd "$out" && sha256sum --quiet -c SHA256SUMS) || die "SHA256SUMS does not verify in $out"
 

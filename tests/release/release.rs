@@ -1,6 +1,7 @@
 //! Release artifacts and the release workflow:
 //! - scripts/dist.sh (`make dist`) packages both static binaries under versioned names with a
-//!   SHA256SUMS that `sha256sum -c` accepts (and that catches a changed byte); run here with
+//!   SHA256SUMS (listing this version's OCI images too) that `sha256sum -c` accepts (and that
+//!   catches a changed byte); run here with
 //!   `--no-build` on the binaries `make test` built first (`static`, `static-aarch64`);
 //! - .github/workflows/release.yml passes actionlint (with shellcheck on its `run:` scripts), and
 //!   actionlint does reject a planted mistake; its steps are the make targets a person runs;
@@ -31,6 +32,11 @@ fn dist_packages_both_binaries_with_a_checking_sha256sums() {
     // A binary of an older release in the directory is removed (SHA256SUMS lists what is there).
     let stale = out.join("suaicloudapp-0.0.1-x86_64-unknown-linux-musl");
     std::fs::write(&stale, "old").unwrap();
+    // This version's OCI image (`make image` runs first in the release workflow) is listed too,
+    // so the signed SHA256SUMS covers it; an older version's image is not.
+    let image = format!("suaicloudapp-{version}-x86_64.oci.tar");
+    std::fs::write(out.join(&image), "image").unwrap();
+    std::fs::write(out.join("suaicloudapp-0.0.1-x86_64.oci.tar"), "old image").unwrap();
     let run = Command::new(repo("scripts/dist.sh"))
         .args(["--no-build", "--out"])
         .arg(&out)
@@ -63,12 +69,18 @@ fn dist_packages_both_binaries_with_a_checking_sha256sums() {
     listing.sort();
     let mut want: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
     want.push("SHA256SUMS".into());
+    want.push(image.clone());
+    want.push("suaicloudapp-0.0.1-x86_64.oci.tar".into());
     want.sort();
     assert_eq!(listing, want);
 
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     let lines: Vec<&str> = sums.lines().collect();
-    assert_eq!(lines.len(), 2, "{sums}");
+    assert_eq!(lines.len(), 3, "{sums}");
+    assert!(
+        lines[2].ends_with(&format!("  {image}")),
+        "the image is listed last: {sums}"
+    );
     for ((name, machine), line) in names.iter().zip(&lines) {
         let (digest, file) = line.split_once("  ").expect("`<digest>  <name>` lines");
         assert_eq!(file, name, "relative names: {sums}");
