@@ -5,4 +5,5 @@ mod aarch64;
 mod image;
 mod packer;
 mod release;
+mod signing;
 mod static_binary;
