@@ -20,6 +20,8 @@ pub mod outcome;
 pub mod probes;
 pub mod report;
 pub mod secret;
+pub mod secret_fetch;
+pub mod secret_ref;
 pub mod server;
 pub mod tls;
 pub mod watchdog;

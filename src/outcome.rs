@@ -17,6 +17,8 @@ pub enum Stage {
     Connect,
     Tls,
     Auth,
+    /// A referenced secret could not be fetched (Secrets Manager, Parameter Store).
+    Secret,
     Query,
     Request,
     Timeout,
@@ -31,6 +33,7 @@ impl Stage {
             Stage::Connect => "connect",
             Stage::Tls => "tls",
             Stage::Auth => "auth",
+            Stage::Secret => "secret",
             Stage::Query => "query",
             Stage::Request => "request",
             Stage::Timeout => "timeout",

@@ -118,6 +118,24 @@ impl Default for ProbesConfig {
     }
 }
 
+/// `[secrets]`: how long a value fetched for a secret reference (`{ secretsmanager = ... }`,
+/// `{ ssm = ... }`) is reused.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// The Secrets Manager agent's default (5 minutes): at most one fetch per secret per
+    /// window, plus one when the backend refuses the value (a rotation).
+    pub cache_ms: Millis,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        SecretsConfig {
+            cache_ms: Millis(300_000),
+        }
+    }
+}
+
 /// `[aws]`: shared by every AWS probe. Unset keys fall back to the SDK's standard chain
 /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, instance metadata).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

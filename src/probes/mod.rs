@@ -9,6 +9,7 @@
 
 pub mod aws_shell;
 mod registry;
+mod rotating;
 pub mod runner;
 mod schema;
 pub mod unit;
@@ -103,11 +104,11 @@ mod tests {
         assert!(!err.contains("xxxx"), "{err}");
         let shown = |s: &crate::secret::Secret<String>| s.expose().clone();
         assert_eq!(
-            shown(&c.database.unwrap().password),
+            c.database.unwrap().password.filled(),
             "SUAICLOUDAPP_DATABASE_PASSWORD-value-padded-to-32-characters"
         );
         assert_eq!(
-            shown(c.redis.unwrap().password.as_ref().unwrap()),
+            c.redis.unwrap().password.as_ref().unwrap().filled(),
             "SUAICLOUDAPP_REDIS_PASSWORD-value-padded-to-32-characters"
         );
         assert_eq!(
@@ -116,7 +117,7 @@ mod tests {
         );
         #[cfg(feature = "postgres")]
         assert_eq!(
-            shown(&c.postgres.unwrap().password),
+            c.postgres.unwrap().password.filled(),
             "SUAICLOUDAPP_POSTGRES_PASSWORD-value-padded-to-32-characters"
         );
     }

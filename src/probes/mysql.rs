@@ -13,6 +13,7 @@ use super::unit::{Build, Unit};
 use crate::config::{ensure, Host, Millis, Name, Port};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
+use crate::secret_ref::{Fill, Sourced};
 use crate::tls::{self, Cause};
 use futures_util::future::{BoxFuture, FutureExt};
 use mysql_async::prelude::Queryable;
@@ -32,10 +33,11 @@ pub struct DatabaseConfig {
     pub host: Host,
     #[serde(default = "default_mysql_port")]
     pub port: Port,
-    pub user: Name,
-    /// May instead come from [`DatabaseConfig::PASSWORD_ENV`].
+    /// A name, or a secret reference (`{ secretsmanager = "...", key = "username" }`).
+    pub user: Sourced<Name>,
+    /// A value, a secret reference, or from `SUAICLOUDAPP_DATABASE_PASSWORD`.
     #[serde(default)]
-    pub password: Secret<String>,
+    pub password: Sourced<Secret<String>>,
     pub dbname: Name,
     #[serde(default)]
     pub tls: MysqlTls,
@@ -96,7 +98,10 @@ impl Unit for DatabaseConfig {
         })
     }
     fn set_secret(&mut self, value: Secret<String>) {
-        self.password = value;
+        self.password = Sourced::Value(value);
+    }
+    fn secret_fields(&mut self) -> Vec<&mut dyn Fill> {
+        vec![&mut self.user, &mut self.password]
     }
     fn build(&self, _: &Build<'_>) -> MysqlProbe {
         MysqlProbe::new(self)
@@ -126,8 +131,8 @@ impl MysqlProbe {
         let plain = OptsBuilder::default()
             .ip_or_hostname(cfg.host.as_str())
             .tcp_port(cfg.port.get())
-            .user(Some(cfg.user.as_str()))
-            .pass(Some(cfg.password.expose().as_str()))
+            .user(Some(cfg.user.filled()))
+            .pass(Some(cfg.password.filled()))
             .db_name(Some(cfg.dbname.as_str()))
             .prefer_socket(false)
             .stmt_cache_size(0)
@@ -144,7 +149,7 @@ impl MysqlProbe {
         MysqlProbe {
             host: cfg.host.to_string(),
             port: cfg.port.get(),
-            user: cfg.user.to_string(),
+            user: cfg.user.filled().to_string(),
             dbname: cfg.dbname.to_string(),
             tls: cfg.tls,
             pool: Mutex::new(Pool::new(opts)),

@@ -13,6 +13,7 @@ use super::unit::{Build, Unit};
 use crate::config::{ensure, Host, Millis, Name, Port};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
+use crate::secret_ref::{Fill, Sourced};
 use crate::tls::{self, Cause, Verify};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use futures_util::future::{BoxFuture, FutureExt};
@@ -30,10 +31,11 @@ pub struct PostgresConfig {
     pub host: Host,
     #[serde(default = "default_pg_port")]
     pub port: Port,
-    pub user: Name,
-    /// May instead come from [`PostgresConfig::PASSWORD_ENV`].
+    /// A name, or a secret reference (`{ secretsmanager = "...", key = "username" }`).
+    pub user: Sourced<Name>,
+    /// A value, a secret reference, or from `SUAICLOUDAPP_POSTGRES_PASSWORD`.
     #[serde(default)]
-    pub password: Secret<String>,
+    pub password: Sourced<Secret<String>>,
     pub dbname: Name,
     #[serde(default)]
     pub sslmode: PgSslMode,
@@ -96,7 +98,10 @@ impl Unit for PostgresConfig {
         })
     }
     fn set_secret(&mut self, value: Secret<String>) {
-        self.password = value;
+        self.password = Sourced::Value(value);
+    }
+    fn secret_fields(&mut self) -> Vec<&mut dyn Fill> {
+        vec![&mut self.user, &mut self.password]
     }
     fn build(&self, build: &Build<'_>) -> PostgresProbe {
         PostgresProbe::new(self, build.budget)
@@ -142,8 +147,8 @@ impl PostgresProbe {
         let mut pg = tokio_postgres::Config::new();
         pg.host(cfg.host.as_str())
             .port(cfg.port.get())
-            .user(cfg.user.as_str())
-            .password(cfg.password.expose())
+            .user(cfg.user.filled())
+            .password(cfg.password.filled())
             .dbname(cfg.dbname.as_str())
             .application_name("suaicloudapp")
             .connect_timeout(budget)
@@ -179,7 +184,7 @@ impl PostgresProbe {
         PostgresProbe {
             host: cfg.host.to_string(),
             port: cfg.port.get(),
-            user: cfg.user.to_string(),
+            user: cfg.user.filled().to_string(),
             dbname: cfg.dbname.to_string(),
             sslmode: cfg.sslmode,
             budget,

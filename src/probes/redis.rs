@@ -10,6 +10,7 @@ use super::unit::{Build, Unit};
 use crate::config::{ensure, Host, Millis, Port};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
+use crate::secret_ref::{Fill, Sourced};
 use crate::tls::{self, Cause};
 use futures_util::future::{BoxFuture, FutureExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -36,11 +37,12 @@ pub struct RedisConfig {
     /// In-transit encryption; the certificate is verified against `ca_file` or system roots.
     #[serde(default)]
     pub tls: bool,
+    /// An ACL user, or a secret reference (`{ secretsmanager = "...", key = "username" }`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    /// May instead come from [`RedisConfig::PASSWORD_ENV`].
+    pub username: Option<Sourced<String>>,
+    /// A value, a secret reference, or from `SUAICLOUDAPP_REDIS_PASSWORD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<Secret<String>>,
+    pub password: Option<Sourced<Secret<String>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +80,17 @@ impl Unit for RedisConfig {
         })
     }
     fn set_secret(&mut self, value: Secret<String>) {
-        self.password = Some(value);
+        self.password = Some(Sourced::Value(value));
+    }
+    fn secret_fields(&mut self) -> Vec<&mut dyn Fill> {
+        let mut fields: Vec<&mut dyn Fill> = Vec::new();
+        if let Some(u) = &mut self.username {
+            fields.push(u);
+        }
+        if let Some(p) = &mut self.password {
+            fields.push(p);
+        }
+        fields
     }
     fn build(&self, build: &Build<'_>) -> RedisProbe {
         RedisProbe::new(self, build.budget)
@@ -118,8 +130,8 @@ impl RedisProbe {
             port: cfg.port.get(),
             mode: cfg.mode,
             tls: cfg.tls,
-            username: cfg.username.clone(),
-            password: cfg.password.clone(),
+            username: cfg.username.as_ref().and_then(|u| u.value().cloned()),
+            password: cfg.password.as_ref().and_then(|p| p.value().cloned()),
             root_cert,
             budget,
             conn: Mutex::new(None),

@@ -2,6 +2,7 @@
 //! `backends!`), and the runners built for a config ([`Registry`]). Generic over the backends:
 //! it reads each one through its [`Unit`](super::Unit) and never names one.
 
+use super::rotating::{self, Rotating};
 use super::runner::ProbeRunner;
 use super::unit::{AnyUnit, Build, Slot, Unit};
 use super::{Config, Probe, BACKENDS};
@@ -9,6 +10,7 @@ use crate::aws::{AwsContext, AwsSettings};
 use crate::config::ConfigError;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
+use crate::secret_fetch::SecretStore;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,6 +199,11 @@ impl Registry {
             region: config.aws.region.clone(),
             endpoint_url: config.aws.endpoint_url.clone(),
         }));
+        let store = Arc::new(SecretStore::new(
+            aws.clone(),
+            config.secrets.cache_ms.duration(),
+            config.probes.timeout_ms.duration(),
+        ));
         let cache = Duration::from_millis(config.probes.cache_ms);
         let mut r = Registry {
             known: Vec::new(),
@@ -215,7 +222,18 @@ impl Registry {
                     .timeout()
                     .unwrap_or(config.probes.timeout_ms)
                     .duration();
-                let probe = unit.build(&Build { budget, aws: &aws });
+                let refs = rotating::references(*unit);
+                let probe: Arc<dyn Probe> = if refs.is_empty() {
+                    unit.build(&Build { budget, aws: &aws })
+                } else {
+                    Arc::new(Rotating::new(
+                        unit.boxed(),
+                        refs,
+                        budget,
+                        aws.clone(),
+                        store.clone(),
+                    ))
+                };
                 let target = unit.target();
                 r.runners.push(ProbeRunner::new(
                     page,

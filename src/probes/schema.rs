@@ -29,6 +29,9 @@ macro_rules! backends {
             pub probes: $crate::config::ProbesConfig,
             #[serde(default)]
             pub aws: $crate::config::AwsConfig,
+            /// `[secrets]`: the cache of values fetched for secret references.
+            #[serde(default)]
+            pub secrets: $crate::config::SecretsConfig,
             /// `[health]`: the readiness group behind `/ready`.
             #[serde(default)]
             pub health: $crate::config::HealthConfig,

@@ -9,6 +9,7 @@ use super::Probe;
 use crate::aws::AwsContext;
 use crate::config::Millis;
 use crate::secret::Secret;
+use crate::secret_ref::Fill;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt::Debug;
@@ -41,6 +42,11 @@ pub trait Unit: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'st
     }
     /// Takes the value of [`Unit::SECRET_ENV`].
     fn set_secret(&mut self, _value: Secret<String>) {}
+    /// The fields that may hold a secret reference instead of a value (user, password): the
+    /// registry builds the probe through [`super::rotating`] when one does.
+    fn secret_fields(&mut self) -> Vec<&mut dyn Fill> {
+        Vec::new()
+    }
     /// Builds the probe and its client, once per config; `build.budget` is the whole check's.
     fn build(&self, build: &Build<'_>) -> Self::Probe;
 }
@@ -66,6 +72,8 @@ pub(super) trait AnyUnit: Send + Sync {
     fn entry_name(&self) -> Option<String>;
     fn validate(&self) -> Result<(), String>;
     fn set_secret(&mut self, value: Secret<String>);
+    fn secret_fields(&mut self) -> Vec<&mut dyn Fill>;
+    fn boxed(&self) -> Box<dyn AnyUnit>;
     fn build(&self, build: &Build<'_>) -> Arc<dyn Probe>;
 }
 
@@ -84,6 +92,12 @@ impl<U: Unit> AnyUnit for U {
     }
     fn set_secret(&mut self, value: Secret<String>) {
         Unit::set_secret(self, value);
+    }
+    fn secret_fields(&mut self) -> Vec<&mut dyn Fill> {
+        Unit::secret_fields(self)
+    }
+    fn boxed(&self) -> Box<dyn AnyUnit> {
+        Box::new(self.clone())
     }
     fn build(&self, build: &Build<'_>) -> Arc<dyn Probe> {
         Arc::new(Unit::build(self, build))

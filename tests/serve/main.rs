@@ -19,4 +19,5 @@ mod probe_edges;
 mod probe_more;
 mod probe_mysql;
 mod probe_redis;
+mod secret_refs;
 mod tls_state;

@@ -124,7 +124,7 @@ fn env_supplies_secrets_and_show_masks_them() {
         _ => None,
     });
     assert_eq!(
-        c.database.as_ref().unwrap().password.expose(),
+        c.database.as_ref().unwrap().password.filled(),
         "from-env-db-pw"
     );
     let shown = c.to_display_toml();
@@ -137,7 +137,7 @@ fn env_supplies_secrets_and_show_masks_them() {
 #[test]
 fn seed_password_never_shown() {
     let c = Config::parse(SEED, "config.toml").unwrap();
-    let pw = c.database.as_ref().unwrap().password.expose().clone();
+    let pw = c.database.as_ref().unwrap().password.filled().to_string();
     assert!(!pw.is_empty());
     assert!(!c.to_display_toml().contains(&pw));
     assert!(!format!("{c:?}").contains(&pw));
