@@ -607,6 +607,9 @@ fn x86_64_stack_on_moto_is_private_and_https_and_its_user_data_signals_success_a
         "firehose:",
         "sns:",
         "lambda:",
+        "secretsmanager:",
+        "ssm:",
+        "kms:",
         "s3:*",
         "'*'",
         "\"*\"",
@@ -680,6 +683,13 @@ fn x86_64_stack_on_moto_is_private_and_https_and_its_user_data_signals_success_a
     );
 }
 
+const DB_SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/suai/db-AbCdEf";
+const REDIS_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/suai/redis-GhIjKl";
+const PG_PARAMETER: &str = "arn:aws:ssm:us-east-1:123456789012:parameter/prod/suai/pg-password";
+const SECRETS_KEY: &str =
+    "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
 #[test]
 fn arm64_internet_facing_stack_with_cognito_sign_in_leaves_health_and_ready_open() {
     let started = Instant::now();
@@ -695,6 +705,9 @@ fn arm64_internet_facing_stack_with_cognito_sign_in_leaves_health_and_ready_open
         "CognitoUserPoolArn": pool,
         "CognitoUserPoolClientId": "4l1ceclient0id",
         "CognitoUserPoolDomain": "suai-login",
+        "SecretArns": format!("{DB_SECRET},{REDIS_SECRET}"),
+        "SecretParameterArns": PG_PARAMETER,
+        "SecretsKmsKeyArn": SECRETS_KEY,
     })));
     assert_eq!(report["load_balancer"]["Scheme"], "internet-facing");
     let lt = &report["launch_template"];
@@ -738,6 +751,16 @@ fn arm64_internet_facing_stack_with_cognito_sign_in_leaves_health_and_ready_open
         "arn:aws:s3:::fleet-config/suaicloudapp/suaicloudapp-aarch64-unknown-linux-musl",
         "dynamodb:GetItem",
         "arn:aws:dynamodb:us-east-1:123456789012:table/sessions",
+        // The referenced secrets, each by its ARN; the key only through the two services.
+        "secretsmanager:GetSecretValue",
+        DB_SECRET,
+        REDIS_SECRET,
+        "ssm:GetParameter",
+        PG_PARAMETER,
+        "kms:Decrypt",
+        SECRETS_KEY,
+        "secretsmanager.us-east-1.amazonaws.com",
+        "ssm.us-east-1.amazonaws.com",
     ] {
         assert!(policy.contains(want), "{want} missing: {policy}");
     }
@@ -866,6 +889,24 @@ fn template_defaults_are_private_patterns_refuse_injection_and_updates_wait_for_
         ),
         ("AllowedCidr", "10.0.0.0/16"),
         ("AllowedCidr", "10.0.0.0/16'; x"),
+        (
+            "SecretArns",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/suai/db-AbCdEf",
+        ),
+        (
+            "SecretArns",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:*",
+        ),
+        ("SecretArns", "*"),
+        (
+            "SecretParameterArns",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/suai/redis-password",
+        ),
+        (
+            "SecretParameterArns",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/*",
+        ),
+        ("SecretsKmsKeyArn", "*"),
     ];
     let (t, matches) = read_template(&checks);
     let verdicts: Vec<String> = checks
@@ -873,7 +914,7 @@ fn template_defaults_are_private_patterns_refuse_injection_and_updates_wait_for_
         .zip(&matches)
         .map(|((p, v), m)| format!("{p}={v:?}: {}", if *m { "accepted" } else { "refused" }))
         .collect();
-    let accepted = [0, 1, 10, 12, 15, 22, 26];
+    let accepted = [0, 1, 10, 12, 15, 22, 26, 28, 31];
     for (i, verdict) in verdicts.iter().enumerate() {
         assert_eq!(
             matches[i],
