@@ -154,15 +154,6 @@ impl<T> Sourced<T> {
     }
 }
 
-impl Sourced<crate::config::Name> {
-    /// The name a probe is built with. A reference is filled before the build (the probe
-    /// wrapper of [`crate::probes`]), so an unfilled one never reaches a client: it would log
-    /// in as no one.
-    pub fn filled(&self) -> &str {
-        self.value().map_or("", crate::config::Name::as_str)
-    }
-}
-
 impl Sourced<Secret<String>> {
     /// The password a probe is built with (an unfilled reference: none; see above).
     pub fn filled(&self) -> &str {
@@ -190,21 +181,16 @@ impl Fill for Sourced<Secret<String>> {
     }
 }
 
-/// Plain values that are not secrets (a user name): filled through their own checks.
-macro_rules! fill_checked {
-    ($($t:ty),*) => {$(
-        impl Fill for Sourced<$t> {
-            fn reference(&self) -> Option<&SecretRef> {
-                Sourced::reference(self)
-            }
-            fn fill(&mut self, value: String) -> Result<(), String> {
-                *self = Sourced::Value(<$t>::try_from(value).map_err(|e| e.to_string())?);
-                Ok(())
-            }
-        }
-    )*};
+/// A plain value that is not a secret (a Redis ACL user name).
+impl Fill for Sourced<String> {
+    fn reference(&self) -> Option<&SecretRef> {
+        Sourced::reference(self)
+    }
+    fn fill(&mut self, value: String) -> Result<(), String> {
+        *self = Sourced::Value(value);
+        Ok(())
+    }
 }
-fill_checked!(crate::config::Name, String);
 
 impl<T: Serialize> Serialize for Sourced<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -310,16 +296,5 @@ mod tests {
         // quotes the value; the config loader also drops toml's source snippet).
         let e = parse("password = 123456789").unwrap_err();
         assert!(e.contains("invalid type: expected a string"), "{e}");
-    }
-
-    #[test]
-    fn a_filled_user_name_is_checked_as_the_file_would_be() {
-        let mut user: Sourced<crate::config::Name> = Sourced::Ref(SecretRef {
-            source: Source::Ssm { name: "/u".into() },
-            key: None,
-        });
-        assert!(user.fill(String::new()).is_err());
-        user.fill("app".into()).unwrap();
-        assert_eq!(user.value().unwrap().as_str(), "app");
     }
 }

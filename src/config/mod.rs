@@ -13,6 +13,7 @@ pub mod health;
 mod values;
 
 use crate::secret::Secret;
+use crate::secret_ref::Sourced;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -64,9 +65,10 @@ pub struct LogsConfig {
     pub file: PathBuf,
     /// `false` turns `/logs` off (404); the file is still written.
     pub enabled: bool,
-    /// When set, `/logs` requires `Authorization: Bearer <token>`.
+    /// When set, `/logs` requires `Authorization: Bearer <token>`: a value, or a secret
+    /// reference fetched when `/logs` is asked.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<Secret<String>>,
+    pub token: Option<Sourced<Secret<String>>>,
     /// Upper bound for `/logs?lines=N`.
     pub max_lines: Count,
     /// A `tracing` filter such as `info` or `suaicloudapp=debug`; `RUST_LOG` wins when set.
@@ -185,9 +187,15 @@ pub const MIN_LOGS_TOKEN: usize = 32;
 /// Checks the token once the environment had its say (`named` is where it came from); the
 /// message gives the length, never the token.
 pub fn logs_token_rule(logs: &LogsConfig, named: &str) -> Result<(), String> {
-    let Some(token) = &logs.token else {
+    // A reference is checked when it is fetched (`logs_token_length`).
+    let Some(Sourced::Value(token)) = &logs.token else {
         return Ok(());
     };
+    logs_token_length(token, named)
+}
+
+/// The length rule of [`logs_token_rule`], for a token however it came.
+pub fn logs_token_length(token: &Secret<String>, named: &str) -> Result<(), String> {
     let len = token.expose().chars().count();
     ensure(len >= MIN_LOGS_TOKEN, || {
         format!(

@@ -2,6 +2,7 @@
 //! the error carries the key's line and column (serde's `try_from`), and code that holds one
 //! never re-checks it.
 
+use crate::secret_ref::{Fill, SecretRef, Sourced};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
@@ -185,4 +186,41 @@ pub enum Mode {
     #[default]
     Read,
     Write,
+}
+
+impl Sourced<Name> {
+    /// The name a probe is built with. A reference is filled before the build (the probe
+    /// wrapper of [`crate::probes`]), so an unfilled one never reaches a client: it would log
+    /// in as no one.
+    pub fn filled(&self) -> &str {
+        self.value().map_or("", Name::as_str)
+    }
+}
+
+/// A user name from a secret is checked as the file's would be.
+impl Fill for Sourced<Name> {
+    fn reference(&self) -> Option<&SecretRef> {
+        Sourced::reference(self)
+    }
+    fn fill(&mut self, value: String) -> Result<(), String> {
+        *self = Sourced::Value(Name::try_from(value)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod sourced_tests {
+    use super::*;
+    use crate::secret_ref::Source;
+
+    #[test]
+    fn a_filled_user_name_is_checked_as_the_file_would_be() {
+        let mut user: Sourced<Name> = Sourced::Ref(SecretRef {
+            source: Source::Ssm { name: "/u".into() },
+            key: None,
+        });
+        assert!(user.fill(String::new()).is_err());
+        user.fill("app".into()).unwrap();
+        assert_eq!(user.filled(), "app");
+    }
 }

@@ -102,7 +102,6 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("xxxx"), "{err}");
-        let shown = |s: &crate::secret::Secret<String>| s.expose().clone();
         assert_eq!(
             c.database.unwrap().password.filled(),
             "SUAICLOUDAPP_DATABASE_PASSWORD-value-padded-to-32-characters"
@@ -112,7 +111,7 @@ mod tests {
             "SUAICLOUDAPP_REDIS_PASSWORD-value-padded-to-32-characters"
         );
         assert_eq!(
-            shown(c.logs.token.as_ref().unwrap()),
+            c.logs.token.as_ref().unwrap().filled(),
             "SUAICLOUDAPP_LOGS_TOKEN-value-padded-to-32-characters"
         );
         #[cfg(feature = "postgres")]

@@ -189,25 +189,37 @@ pub struct Given {
 pub struct Registry {
     known: Vec<String>,
     runners: Vec<ProbeRunner>,
+    /// The secret references' clients and cache, shared by the probes and `/logs`'s token.
+    secrets: Arc<SecretStore>,
+}
+
+/// The store for `config`'s references: nothing is built or fetched until one is asked for.
+fn secret_store(config: &Config, aws: Arc<AwsContext>) -> Arc<SecretStore> {
+    Arc::new(SecretStore::new(
+        aws,
+        config.secrets.cache_ms.duration(),
+        config.probes.timeout_ms.duration(),
+    ))
+}
+
+fn aws_context(config: &Config) -> Arc<AwsContext> {
+    Arc::new(AwsContext::new(AwsSettings {
+        region: config.aws.region.clone(),
+        endpoint_url: config.aws.endpoint_url.clone(),
+    }))
 }
 
 impl Registry {
     /// Builds one probe per configured section, with its target and budget. Clients are
     /// created here, once.
     pub fn build(config: &Config, metrics: Arc<Metrics>) -> Registry {
-        let aws = Arc::new(AwsContext::new(AwsSettings {
-            region: config.aws.region.clone(),
-            endpoint_url: config.aws.endpoint_url.clone(),
-        }));
-        let store = Arc::new(SecretStore::new(
-            aws.clone(),
-            config.secrets.cache_ms.duration(),
-            config.probes.timeout_ms.duration(),
-        ));
+        let aws = aws_context(config);
+        let store = secret_store(config, aws.clone());
         let cache = Duration::from_millis(config.probes.cache_ms);
         let mut r = Registry {
             known: Vec::new(),
             runners: Vec::new(),
+            secrets: store.clone(),
         };
         for backend in BACKENDS {
             if !backend.per_entry {
@@ -275,7 +287,16 @@ impl Registry {
                 metrics.clone(),
             ));
         }
-        Registry { known, runners }
+        Registry {
+            known,
+            runners,
+            secrets: secret_store(config, aws_context(config)),
+        }
+    }
+
+    /// The store the probes fetch referenced secrets through (`/logs` reads its token there).
+    pub fn secrets(&self) -> &Arc<SecretStore> {
+        &self.secrets
     }
 
     /// Finds the runner behind a page name.

@@ -96,7 +96,7 @@ impl super::Config {
             }
         }
         if let Some(token) = value(LOGS_TOKEN_ENV) {
-            self.logs.token = Some(Secret::new(token));
+            self.logs.token = Some(crate::secret_ref::Sourced::Value(Secret::new(token)));
         }
     }
 

@@ -5,6 +5,8 @@ use super::render::{self, Body, Cause};
 use super::{dashboard, App};
 use crate::identity::Identity;
 use crate::probes::Lookup;
+use crate::secret::Secret;
+use crate::secret_ref::Sourced;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use std::path::PathBuf;
@@ -250,6 +252,36 @@ pub fn page_label<'a>(app: &'a App, path: &str) -> &'a str {
 /// How long `/logs` waits for queued lines to reach the file before reading it anyway.
 const LOG_SYNC_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Whether the request's bearer is `/logs`'s token. A referenced token is fetched (cached as
+/// the probes' secrets are); a bearer that does not match it fetches it once more, at most once
+/// per cache window, so a rotated token is accepted at once and wrong guesses cost no fetches.
+/// `Err`: the token could not be fetched, or the fetched one is too short.
+async fn token_allows<B>(
+    app: &App,
+    req: &Request<B>,
+    token: &Sourced<Secret<String>>,
+) -> Result<bool, String> {
+    let r = match token {
+        Sourced::Value(v) => return Ok(bearer_matches(req, v.expose())),
+        // No bearer at all: nothing to compare, nothing to fetch.
+        Sourced::Ref(_) if bearer(req).is_none() => return Ok(false),
+        Sourced::Ref(r) => r,
+    };
+    let store = app.registry.secrets();
+    let checked = |value: &Secret<String>| {
+        crate::config::logs_token_length(value, &r.to_string())
+            .map(|()| bearer_matches(req, value.expose()))
+    };
+    let fetched = store.get(r).await.map_err(|f| f.cause)?;
+    if checked(&fetched.value)? {
+        return Ok(true);
+    }
+    match store.refetch(r).await.map_err(|f| f.cause)? {
+        Some(fresh) if fresh.version != fetched.version => checked(&fresh.value),
+        _ => Ok(false),
+    }
+}
+
 /// `/logs`: the tail of the log file, behind an optional bearer token.
 async fn logs<B>(app: &App, req: &Request<B>) -> Response<Body> {
     let cfg = &app.logs;
@@ -261,16 +293,25 @@ async fn logs<B>(app: &App, req: &Request<B>) -> Response<Body> {
     }
     // With `[auth]` the ALB's sign-in (checked in `route`) replaces the bearer token.
     if let (None, Some(token)) = (&app.auth, &cfg.token) {
-        if !bearer_matches(req, token.expose()) {
-            let mut resp = render::text(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized: send Authorization: Bearer <[logs] token>\n",
-            );
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"suaicloudapp logs\""),
-            );
-            return resp;
+        match token_allows(app, req, token).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let mut resp = render::text(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized: send Authorization: Bearer <[logs] token>\n",
+                );
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"suaicloudapp logs\""),
+                );
+                return resp;
+            }
+            Err(cause) => {
+                return render::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("ERROR: secret: [logs] token: {cause}\n"),
+                )
+            }
         }
     }
     let max = cfg.max_lines.get();
@@ -345,12 +386,15 @@ fn parse_lines(query: Option<&str>, max: usize) -> Result<usize, String> {
 }
 
 /// Compares the bearer token in constant time, so timing does not leak it.
-fn bearer_matches<B>(req: &Request<B>, token: &str) -> bool {
-    let Some(given) = req
-        .headers()
+/// The request's `Authorization: Bearer` value, if it sends one.
+fn bearer<B>(req: &Request<B>) -> Option<&[u8]> {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-    else {
+}
+
+fn bearer_matches<B>(req: &Request<B>, token: &str) -> bool {
+    let Some(given) = bearer(req) else {
         return false;
     };
     let want = token.as_bytes();
