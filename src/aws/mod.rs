@@ -7,6 +7,7 @@
 //! [`crate::tls`]: it knows nothing of the config file or of probes; the caller hands it the
 //! `[aws]` settings as plain values.
 
+pub mod auth_token;
 pub mod errors;
 
 use aws_config::retry::RetryConfig;

@@ -10,6 +10,7 @@ mod dashboard;
 mod ecs;
 mod fleet;
 mod healthcheck;
+mod iam_auth;
 mod last_good;
 mod least_privilege;
 mod logs;
