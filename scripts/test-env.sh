@@ -26,6 +26,8 @@ STATE="${SUAI_TEST_ENV_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/suaicloudapp/test-en
 RUN="$STATE/run"
 LOGS="$STATE/logs"
 TLS_DIR="$STATE/tls"
+RDS_IAM="$STATE/rds-iam"
+RDS_IAM_PAM=/etc/pam.d/suai-rds-iam
 ENV_FILE="$STATE/env"
 MOTO_B_KEYS="$STATE/moto-b-keys"
 
@@ -739,6 +741,9 @@ write_env() {
         env_line SUAI_TEST_REDIS_CLI "$(command -v redis-cli)"
         env_line SUAI_TEST_MOTO_SERVER "$MOTO_VENV/bin/moto_server"
         env_line SUAI_TEST_CHECKOV "$CHECKOV_VENV/bin/checkov"
+        env_line SUAI_TEST_RDS_IAM_EXPECT "$RDS_IAM/expect"
+        env_line SUAI_TEST_RDS_IAM_LOG "$RDS_IAM/verify.log"
+        env_line SUAI_TEST_RDS_IAM_PAM_SERVICE "${RDS_IAM_PAM##*/}"
         env_line SUAI_TEST_PG_PORT "$PG_PORT"
         env_line SUAI_TEST_PG_USER probe
         env_line SUAI_TEST_PG_PASSWORD "$PG_PASSWORD"
@@ -915,6 +920,24 @@ print_versions() {
     if have rustc; then log "rust $(cd "$REPO" && rustc --version)"; fi
 }
 
+# RDS IAM authentication stands in as PAM: pam_exec hands the presented token to
+# scripts/rds_iam_verify.py (copied here, so the PAM file names a path that outlives any
+# checkout), which checks it with botocore. MariaDB's auth_pam_v1 and PostgreSQL's `pam` method
+# use the service suai-rds-iam; the tests write each user's expectation into $RDS_IAM/expect.
+ensure_rds_iam_pam() {
+    mkdir -p "$RDS_IAM/expect" || die "cannot create $RDS_IAM"
+    install -m 0755 "$REPO/scripts/rds_iam_verify.py" "$RDS_IAM/verify.py" || die "cannot install $RDS_IAM/verify.py"
+    local service
+    service=$(printf '%s\n' \
+        "# suaicloudapp's tests: RDS IAM authentication stand-in (scripts/test-env.sh writes this)" \
+        "auth required pam_exec.so expose_authtok quiet $MOTO_VENV/bin/python $RDS_IAM/verify.py" \
+        "account required pam_permit.so")
+    if [[ ! -f $RDS_IAM_PAM ]] || [[ $(<"$RDS_IAM_PAM") != "$service" ]]; then
+        printf '%s\n' "$service" | as_root tee "$RDS_IAM_PAM" >/dev/null || die "cannot write $RDS_IAM_PAM"
+        log "wrote $RDS_IAM_PAM"
+    fi
+}
+
 cmd_up() {
     with_lock
     ensure_packages
@@ -922,6 +945,7 @@ cmd_up() {
     print_versions
     MARIADBD=$(command -v mariadbd)
     ensure_certs
+    ensure_rds_iam_pam
     start_mariadb mariadb "$MYSQL_PORT" 0
     start_mariadb mariadb-tls "$MYSQL_TLS_PORT" 1
     start_redis_standalone

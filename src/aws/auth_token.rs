@@ -5,6 +5,9 @@
 //! `generate_db_auth_token` lays it out (its parameters in the same order, byte for byte, which
 //! tests/serve/iam_auth.rs checks against botocore itself).
 
+use super::AwsContext;
+use crate::outcome::{Failure, Stage};
+use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
@@ -12,7 +15,9 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_http::query::fmt_string;
 use aws_smithy_runtime_api::client::identity::Identity;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::Mutex;
 
 /// How long a token is valid: RDS's fixed 15 minutes.
 pub const LIFETIME: Duration = Duration::from_secs(900);
@@ -63,6 +68,84 @@ pub fn rds_token(
     signed.sort_by_key(|(k, _)| *k == "X-Amz-Signature");
     let tail: Vec<String> = signed.iter().map(|(k, v)| format!("{k}={v}")).collect();
     Ok(format!("{endpoint}/?{query}&{}", tail.join("&")))
+}
+
+/// A token is made again this long before it expires, so a check never sends one that dies
+/// during the handshake.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+/// The token a probe logs in with: made from the shared SDK config's credentials (the
+/// instance role) and region on first use, and made again before it expires.
+pub struct TokenSource {
+    aws: Arc<AwsContext>,
+    host: String,
+    port: u16,
+    user: String,
+    current: Mutex<Option<(String, SystemTime)>>,
+}
+
+impl TokenSource {
+    pub fn new(aws: Arc<AwsContext>, host: &str, port: u16, user: &str) -> TokenSource {
+        TokenSource {
+            aws,
+            host: host.to_string(),
+            port,
+            user: user.to_string(),
+            current: Mutex::new(None),
+        }
+    }
+
+    /// The current token, a new one when it is older than its lifetime less the margin.
+    pub async fn token(&self) -> Result<String, Failure> {
+        let mut current = self.current.lock().await;
+        if let Some((token, made)) = current.as_ref() {
+            if made
+                .elapsed()
+                .is_ok_and(|age| age < LIFETIME - RENEW_BEFORE)
+            {
+                return Ok(token.clone());
+            }
+        }
+        let sdk = self.aws.sdk().await;
+        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+            Failure::new(
+                Stage::Auth,
+                "no AWS region to sign the IAM token for: set [aws] region or AWS_REGION",
+            )
+        })?;
+        let provider = sdk.credentials_provider().ok_or_else(|| {
+            Failure::new(
+                Stage::Auth,
+                "no AWS credentials to sign the IAM token: attach an instance profile (IAM role)",
+            )
+        })?;
+        let credentials = provider.provide_credentials().await.map_err(|e| {
+            Failure::new(
+                Stage::Auth,
+                format!("no AWS credentials to sign the IAM token: attach an instance profile (IAM role) or set AWS_ACCESS_KEY_ID ({e})"),
+            )
+        })?;
+        let login = DbLogin {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            region,
+        };
+        let now = SystemTime::now();
+        let token =
+            rds_token(&login, &credentials, now).map_err(|e| Failure::new(Stage::Auth, e))?;
+        *current = Some((token.clone(), now));
+        Ok(token)
+    }
+
+    /// The region the token is signed for (known once one was made), for messages.
+    pub async fn region(&self) -> String {
+        self.aws
+            .sdk()
+            .await
+            .region()
+            .map_or_else(|| "REGION".to_string(), |r| r.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 pub use auth::AuthConfig;
 pub use error::ConfigError;
 pub use health::HealthConfig;
-pub use values::{aws_name, Count, Host, Millis, Mode, Name, PageName, Port};
+pub use values::{aws_name, Count, DbAuth, Host, Millis, Mode, Name, PageName, Port};
 
 /// `[server]`: where to listen and how to protect the listener.
 #[derive(Debug, Clone, Deserialize, Serialize)]

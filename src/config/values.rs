@@ -95,6 +95,16 @@ impl fmt::Display for Name {
     }
 }
 
+/// How a database probe logs in: with its password, or with an IAM token made from the
+/// instance role (RDS IAM database authentication).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbAuth {
+    #[default]
+    Password,
+    Iam,
+}
+
 /// A TCP port a client connects to: 1 to 65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "i64")]

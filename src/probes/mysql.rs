@@ -10,7 +10,8 @@
 
 use super::Probe;
 use super::unit::{Build, Unit};
-use crate::config::{ensure, Host, Millis, Name, Port};
+use crate::aws::auth_token::TokenSource;
+use crate::config::{ensure, DbAuth, Host, Millis, Name, Port};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
 use crate::secret_ref::{Fill, Sourced};
@@ -39,6 +40,9 @@ pub struct DatabaseConfig {
     #[serde(default)]
     pub password: Sourced<Secret<String>>,
     pub dbname: Name,
+    /// `"iam"`: log in with an RDS IAM token made from the instance role (no password).
+    #[serde(default)]
+    pub auth: DbAuth,
     #[serde(default)]
     pub tls: MysqlTls,
     /// PEM bundle of trusted CAs (for RDS, the global bundle); system roots when absent.
@@ -95,6 +99,15 @@ impl Unit for DatabaseConfig {
     fn validate(&self) -> Result<(), String> {
         ensure(self.ca_file.is_none() || self.tls != MysqlTls::Disabled, || {
             "[database] ca_file is set but tls = \"disabled\": use tls = \"verify-identity\" or remove ca_file".into()
+        })?;
+        if self.auth != DbAuth::Iam {
+            return Ok(());
+        }
+        ensure(matches!(self.tls, MysqlTls::VerifyCa | MysqlTls::VerifyIdentity), || {
+            "[database] auth = \"iam\" sends the token in cleartext: set tls = \"verify-identity\" (and ca_file to the RDS bundle)".into()
+        })?;
+        ensure(self.password == Sourced::default(), || {
+            "[database] auth = \"iam\" logs in with a token: remove password".into()
         })
     }
     fn set_secret(&mut self, value: Secret<String>) {
@@ -103,8 +116,15 @@ impl Unit for DatabaseConfig {
     fn secret_fields(&mut self) -> Vec<&mut dyn Fill> {
         vec![&mut self.user, &mut self.password]
     }
-    fn build(&self, _: &Build<'_>) -> MysqlProbe {
-        MysqlProbe::new(self)
+    fn build(&self, build: &Build<'_>) -> MysqlProbe {
+        let mut probe = MysqlProbe::new(self);
+        if self.auth == DbAuth::Iam {
+            probe.iam = Some(Iam {
+                source: TokenSource::new(build.aws(), self.host.as_str(), self.port.get(), self.user.filled()),
+                pool_token: Mutex::new(None),
+            });
+        }
+        probe
     }
 }
 
@@ -123,6 +143,14 @@ pub struct MysqlProbe {
     plain: OptsBuilder,
     /// True once `preferred` fell back to the plain pool (the server offered no TLS).
     went_plain: AtomicBool,
+    ssl: Option<SslOpts>,
+    /// `auth = "iam"`: the token source, and the token the pool logs in with.
+    iam: Option<Iam>,
+}
+
+struct Iam {
+    source: TokenSource,
+    pool_token: Mutex<Option<String>>,
 }
 
 impl MysqlProbe {
@@ -142,8 +170,9 @@ impl MysqlProbe {
                     .with_inactive_connection_ttl(IDLE_TTL)
                     .with_ttl_check_interval(Duration::from_secs(30)),
             );
-        let opts = match ssl_opts(cfg) {
-            Some(ssl) => plain.clone().ssl_opts(ssl),
+        let ssl = ssl_opts(cfg);
+        let opts = match &ssl {
+            Some(ssl) => plain.clone().ssl_opts(ssl.clone()),
             None => plain.clone(),
         };
         MysqlProbe {
@@ -155,7 +184,32 @@ impl MysqlProbe {
             pool: Mutex::new(Pool::new(opts)),
             plain,
             went_plain: AtomicBool::new(false),
+            ssl,
+            iam: None,
         }
+    }
+
+    /// With `auth = "iam"`: a pool that logs in with the current token (a new pool when the
+    /// token was renewed; sessions opened with the old one stay valid, as on RDS).
+    async fn use_token(&self) -> Result<(), Failure> {
+        let Some(iam) = &self.iam else {
+            return Ok(());
+        };
+        let token = iam.source.token().await?;
+        let mut current = iam.pool_token.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_deref() != Some(token.as_str()) {
+            let mut opts = self.plain.clone().pass(Some(token.clone())).enable_cleartext_plugin(true);
+            if let Some(ssl) = &self.ssl {
+                opts = opts.ssl_opts(ssl.clone());
+            }
+            let old = std::mem::replace(
+                &mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()),
+                Pool::new(opts),
+            );
+            tokio::spawn(old.disconnect());
+            *current = Some(token);
+        }
+        Ok(())
     }
 
     fn pool(&self) -> Pool {
@@ -163,6 +217,11 @@ impl MysqlProbe {
     }
 
     async fn run(&self) -> Result<Details, Failure> {
+        self.use_token().await?;
+        let region = match &self.iam {
+            Some(iam) => Some(iam.source.region().await),
+            None => None,
+        };
         match self.select_one(self.pool()).await {
             Err(Staged::Connect(Error::Driver(DriverError::NoClientSslFlagFromServer)))
                 if self.tls == MysqlTls::Preferred =>
@@ -186,7 +245,7 @@ impl MysqlProbe {
                 ("tls", tls_state(encrypted, verifying).to_string()),
             ]
         })
-        .map_err(|staged| staged.explain(self))
+        .map_err(|staged| staged.explain(self, region.as_deref()))
     }
 
     /// Runs `SELECT 1` on a pooled connection, retrying once on a fresh one if the pooled
@@ -239,7 +298,7 @@ enum Staged {
 
 impl Staged {
     /// Puts the error in an operator's words, naming what to check.
-    fn explain(self, p: &MysqlProbe) -> Failure {
+    fn explain(self, p: &MysqlProbe, iam_region: Option<&str>) -> Failure {
         let at = format!("{}:{}", p.host, p.port);
         let (err, connecting) = match self {
             Staged::Connect(e) => (e, true),
@@ -247,6 +306,9 @@ impl Staged {
             Staged::Unexpected(msg) => return Failure::new(Stage::Query, msg),
         };
         match err {
+            Error::Server(e) if e.code == 1045 && iam_region.is_some() => {
+                iam_refused(p, iam_region.unwrap_or("REGION"))
+            }
             Error::Server(e) => server_failure(e.code, &e.message, p),
             Error::Driver(DriverError::NoClientSslFlagFromServer) => Failure::new(
                 Stage::Tls,
@@ -269,6 +331,15 @@ impl Staged {
             Error::Url(e) => Failure::new(Stage::Internal, format!("bad connection settings: {e}")),
         }
     }
+}
+
+/// 1045 to an IAM token: the role's permission or the user's plugin.
+fn iam_refused(p: &MysqlProbe, region: &str) -> Failure {
+    let u = &p.user;
+    Failure::new(
+        Stage::Auth,
+        format!("IAM authentication refused for user '{u}' at {}:{}: the instance role needs rds-db:connect on arn:aws:rds-db:{region}:ACCOUNT:dbuser:RESOURCE_ID/{u} (RESOURCE_ID: the instance's DbiResourceId, or the cluster's), and the user must be created WITH AWSAuthenticationPlugin AS 'RDS'", p.host, p.port),
+    )
 }
 
 fn server_failure(code: u16, message: &str, p: &MysqlProbe) -> Failure {

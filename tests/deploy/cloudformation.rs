@@ -610,6 +610,7 @@ fn x86_64_stack_on_moto_is_private_and_https_and_its_user_data_signals_success_a
         "secretsmanager:",
         "ssm:",
         "kms:",
+        "rds-db:",
         "s3:*",
         "'*'",
         "\"*\"",
@@ -687,6 +688,8 @@ const DB_SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pr
 const REDIS_SECRET: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/suai/redis-GhIjKl";
 const PG_PARAMETER: &str = "arn:aws:ssm:us-east-1:123456789012:parameter/prod/suai/pg-password";
+const RDS_IAM_USER: &str =
+    "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKL01234/iam_app";
 const SECRETS_KEY: &str =
     "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -708,6 +711,7 @@ fn arm64_internet_facing_stack_with_cognito_sign_in_leaves_health_and_ready_open
         "SecretArns": format!("{DB_SECRET},{REDIS_SECRET}"),
         "SecretParameterArns": PG_PARAMETER,
         "SecretsKmsKeyArn": SECRETS_KEY,
+        "RdsIamDbUserArns": RDS_IAM_USER,
     })));
     assert_eq!(report["load_balancer"]["Scheme"], "internet-facing");
     let lt = &report["launch_template"];
@@ -761,6 +765,8 @@ fn arm64_internet_facing_stack_with_cognito_sign_in_leaves_health_and_ready_open
         SECRETS_KEY,
         "secretsmanager.us-east-1.amazonaws.com",
         "ssm.us-east-1.amazonaws.com",
+        "rds-db:connect",
+        RDS_IAM_USER,
     ] {
         assert!(policy.contains(want), "{want} missing: {policy}");
     }
@@ -907,6 +913,14 @@ fn template_defaults_are_private_patterns_refuse_injection_and_updates_wait_for_
             "arn:aws:ssm:us-east-1:123456789012:parameter/*",
         ),
         ("SecretsKmsKeyArn", "*"),
+        (
+            "RdsIamDbUserArns",
+            "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKL01234/iam_app",
+        ),
+        (
+            "RdsIamDbUserArns",
+            "arn:aws:rds-db:us-east-1:123456789012:dbuser:*/*",
+        ),
     ];
     let (t, matches) = read_template(&checks);
     let verdicts: Vec<String> = checks
@@ -914,7 +928,7 @@ fn template_defaults_are_private_patterns_refuse_injection_and_updates_wait_for_
         .zip(&matches)
         .map(|((p, v), m)| format!("{p}={v:?}: {}", if *m { "accepted" } else { "refused" }))
         .collect();
-    let accepted = [0, 1, 10, 12, 15, 22, 26, 28, 31];
+    let accepted = [0, 1, 10, 12, 15, 22, 26, 28, 31, 34];
     for (i, verdict) in verdicts.iter().enumerate() {
         assert_eq!(
             matches[i],

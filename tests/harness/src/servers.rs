@@ -38,6 +38,12 @@ impl OwnMariaDb {
     }
 
     pub fn start(&mut self) {
+        self.start_with(&["--skip-grant-tables"]);
+    }
+
+    /// Starts it with these options besides the data directory, socket and port (`start`
+    /// passes `--skip-grant-tables`; without it the grant tables, users and plugins apply).
+    pub fn start_with(&mut self, options: &[&str]) {
         let child = Command::new(env_var("SUAI_TEST_MARIADBD"))
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.dir.join("data").display()))
@@ -48,7 +54,8 @@ impl OwnMariaDb {
                 "--user=root",
                 "--skip-name-resolve",
             ])
-            .args(["--skip-grant-tables", "--skip-log-bin"])
+            .args(options)
+            .arg("--skip-log-bin")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
