@@ -1,9 +1,10 @@
-//! IAM authentication tokens: the password RDS (MySQL, PostgreSQL) takes from a role instead of
-//! a stored secret. A token is a SigV4-presigned `GET /?Action=connect&DBUser=<user>` to
-//! `<host>:<port>` for the service `rds-db`, valid 15 minutes, without its `https://`; it is made
-//! here with the SDK's own signer (`aws-sigv4`) and laid out as botocore's
-//! `generate_db_auth_token` lays it out (its parameters in the same order, byte for byte, which
-//! tests/serve/iam_auth.rs checks against botocore itself).
+//! IAM authentication tokens: the password RDS (MySQL, PostgreSQL) and ElastiCache (Redis OSS
+//! 7+, Valkey 7.2+) take from a role instead of a stored secret. A token is a SigV4-presigned
+//! `GET /?Action=connect&...` for the service (`rds-db`: `DBUser=<user>` to `<host>:<port>`;
+//! `elasticache`: `User=<user id>` to the cache's name), valid 15 minutes, without its scheme.
+//! It is made here with the SDK's own signer (`aws-sigv4`) and laid out as botocore lays a
+//! presigned request out (`generate_db_auth_token`, `SigV4QueryAuth`: the same parameters in the
+//! same order, byte for byte, which tests/serve/iam_auth.rs checks against botocore itself).
 
 use super::AwsContext;
 use crate::outcome::{Failure, Stage};
@@ -19,22 +20,65 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 
-/// How long a token is valid: RDS's fixed 15 minutes.
+/// How long a token is valid: the services' fixed 15 minutes.
 pub const LIFETIME: Duration = Duration::from_secs(900);
 
-/// Where the token logs in: the endpoint as the client dials it, and the database user.
+/// What a token logs in to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbLogin {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub region: String,
+pub enum Login {
+    /// An RDS endpoint as the client dials it, and the database user.
+    Rds {
+        host: String,
+        port: u16,
+        user: String,
+    },
+    /// An ElastiCache replication group (or serverless cache) by name, and the user id.
+    ElastiCache {
+        cache: String,
+        user: String,
+        serverless: bool,
+    },
 }
 
-/// The RDS token for `login`, signed with `credentials` at `at`. `Err` names what the signer
-/// refused (never a key).
-pub fn rds_token(
-    login: &DbLogin,
+impl Login {
+    fn service(&self) -> &'static str {
+        match self {
+            Login::Rds { .. } => "rds-db",
+            Login::ElastiCache { .. } => "elasticache",
+        }
+    }
+
+    /// The host part of the signed URL, and its query before the signature.
+    fn request(&self) -> (String, String) {
+        match self {
+            Login::Rds { host, port, user } => (
+                format!("{host}:{port}"),
+                format!("Action=connect&DBUser={}", fmt_string(user)),
+            ),
+            Login::ElastiCache {
+                cache,
+                user,
+                serverless,
+            } => {
+                let kind = if *serverless {
+                    "&ResourceType=ServerlessCache"
+                } else {
+                    ""
+                };
+                (
+                    cache.clone(),
+                    format!("Action=connect&User={}{kind}", fmt_string(user)),
+                )
+            }
+        }
+    }
+}
+
+/// The token for `login` in `region`, signed with `credentials` at `at`. `Err` names what the
+/// signer refused (never a key).
+pub fn token(
+    login: &Login,
+    region: &str,
     credentials: &Credentials,
     at: SystemTime,
 ) -> Result<String, String> {
@@ -44,15 +88,14 @@ pub fn rds_token(
     settings.expires_in = Some(LIFETIME);
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(&login.region)
-        .name("rds-db")
+        .region(region)
+        .name(login.service())
         .time(at)
         .settings(settings)
         .build()
         .map_err(|e| format!("cannot sign the IAM token: {e}"))?
         .into();
-    let endpoint = format!("{}:{}", login.host, login.port);
-    let query = format!("Action=connect&DBUser={}", fmt_string(&login.user));
+    let (endpoint, query) = login.request();
     let url = format!("https://{endpoint}/?{query}");
     let request = SignableRequest::new("GET", url, std::iter::empty(), SignableBody::Bytes(&[]))
         .map_err(|e| format!("cannot sign the IAM token for {endpoint}: {e}"))?;
@@ -78,19 +121,15 @@ const RENEW_BEFORE: Duration = Duration::from_secs(300);
 /// instance role) and region on first use, and made again before it expires.
 pub struct TokenSource {
     aws: Arc<AwsContext>,
-    host: String,
-    port: u16,
-    user: String,
+    login: Login,
     current: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl TokenSource {
-    pub fn new(aws: Arc<AwsContext>, host: &str, port: u16, user: &str) -> TokenSource {
+    pub fn new(aws: Arc<AwsContext>, login: Login) -> TokenSource {
         TokenSource {
             aws,
-            host: host.to_string(),
-            port,
-            user: user.to_string(),
+            login,
             current: Mutex::new(None),
         }
     }
@@ -125,17 +164,11 @@ impl TokenSource {
                 format!("no AWS credentials to sign the IAM token: attach an instance profile (IAM role) or set AWS_ACCESS_KEY_ID ({e})"),
             )
         })?;
-        let login = DbLogin {
-            host: self.host.clone(),
-            port: self.port,
-            user: self.user.clone(),
-            region,
-        };
         let now = SystemTime::now();
-        let token =
-            rds_token(&login, &credentials, now).map_err(|e| Failure::new(Stage::Auth, e))?;
-        *current = Some((token.clone(), now));
-        Ok(token)
+        let made = token(&self.login, &region, &credentials, now)
+            .map_err(|e| Failure::new(Stage::Auth, e))?;
+        *current = Some((made.clone(), now));
+        Ok(made)
     }
 
     /// The region the token is signed for (known once one was made), for messages.
@@ -154,11 +187,10 @@ mod tests {
 
     #[test]
     fn the_token_is_a_presigned_connect_for_the_endpoint_and_user() {
-        let login = DbLogin {
+        let login = Login::Rds {
             host: "db.example.com".into(),
             port: 3306,
             user: "iam_user".into(),
-            region: "eu-central-1".into(),
         };
         let creds = Credentials::new(
             "AKIDEXAMPLE",
@@ -168,7 +200,7 @@ mod tests {
             "test",
         );
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000);
-        let t = rds_token(&login, &creds, at).unwrap();
+        let t = token(&login, "eu-central-1", &creds, at).unwrap();
         assert!(t.starts_with("db.example.com:3306/?Action=connect&DBUser=iam_user&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F"), "{t}");
         assert!(
             t.contains("%2Feu-central-1%2Frds-db%2Faws4_request&")

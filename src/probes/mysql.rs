@@ -10,7 +10,7 @@
 
 use super::Probe;
 use super::unit::{Build, Unit};
-use crate::aws::auth_token::TokenSource;
+use crate::aws::auth_token::{Login, TokenSource};
 use crate::config::{ensure, DbAuth, Host, Millis, Name, Port};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
@@ -120,7 +120,14 @@ impl Unit for DatabaseConfig {
         let mut probe = MysqlProbe::new(self);
         if self.auth == DbAuth::Iam {
             probe.iam = Some(Iam {
-                source: TokenSource::new(build.aws(), self.host.as_str(), self.port.get(), self.user.filled()),
+                source: TokenSource::new(
+                    build.aws(),
+                    Login::Rds {
+                        host: self.host.to_string(),
+                        port: self.port.get(),
+                        user: self.user.filled().to_string(),
+                    },
+                ),
                 pool_token: Mutex::new(None),
             });
         }

@@ -7,7 +7,8 @@
 
 use super::Probe;
 use super::unit::{Build, Unit};
-use crate::config::{ensure, Host, Millis, Port};
+use crate::aws::auth_token::{Login, TokenSource};
+use crate::config::{ensure, DbAuth, Host, Millis, Port};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
 use crate::secret_ref::{Fill, Sourced};
@@ -47,6 +48,16 @@ pub struct RedisConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<Millis>,
+    /// `"iam"`: ElastiCache IAM authentication, `username` (the user id) with a token from the
+    /// instance role instead of a password.
+    #[serde(default)]
+    pub auth: DbAuth,
+    /// With `auth = "iam"`: the replication group id (or serverless cache name) the token is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_name: Option<String>,
+    /// With `auth = "iam"`: the cache is ElastiCache Serverless.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub serverless: bool,
 }
 
 fn default_redis_port() -> Port {
@@ -77,6 +88,25 @@ impl Unit for RedisConfig {
     fn validate(&self) -> Result<(), String> {
         ensure(self.ca_file.is_none() || self.tls, || {
             "[redis] ca_file is set but tls = false: set tls = true or remove ca_file".into()
+        })?;
+        if self.auth != DbAuth::Iam {
+            return ensure(self.cache_name.is_none() && !self.serverless, || {
+                "[redis] cache_name and serverless are for auth = \"iam\"".into()
+            });
+        }
+        ensure(self.tls, || {
+            "[redis] auth = \"iam\" sends the token as the AUTH password: set tls = true".into()
+        })?;
+        ensure(self.username.is_some() && self.password.is_none(), || {
+            "[redis] auth = \"iam\" logs in as username (the ElastiCache user id) with a token: set username, remove password".into()
+        })?;
+        let name_ok = self.cache_name.as_deref().is_some_and(|n| {
+            !n.is_empty()
+                && n.len() <= 40
+                && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+        ensure(name_ok, || {
+            "[redis] auth = \"iam\" needs cache_name: the replication group id or serverless cache name (1-40 lowercase letters, digits, -)".into()
         })
     }
     fn set_secret(&mut self, value: Secret<String>) {
@@ -93,7 +123,16 @@ impl Unit for RedisConfig {
         fields
     }
     fn build(&self, build: &Build<'_>) -> RedisProbe {
-        RedisProbe::new(self, build.budget)
+        let mut probe = RedisProbe::new(self, build.budget);
+        if self.auth == DbAuth::Iam {
+            let login = Login::ElastiCache {
+                cache: self.cache_name.clone().unwrap_or_default(),
+                user: probe.username.clone().unwrap_or_default(),
+                serverless: self.serverless,
+            };
+            probe.iam = Some(TokenSource::new(build.aws(), login));
+        }
+        probe
     }
 }
 
@@ -109,6 +148,9 @@ pub struct RedisProbe {
     root_cert: Result<Option<Vec<u8>>, String>,
     budget: Duration,
     conn: Mutex<Option<Conn>>,
+    /// `auth = "iam"`: the token source, and the token the connection logged in with.
+    iam: Option<TokenSource>,
+    iam_token: std::sync::Mutex<Option<String>>,
 }
 
 enum Conn {
@@ -135,7 +177,17 @@ impl RedisProbe {
             root_cert,
             budget,
             conn: Mutex::new(None),
+            iam: None,
+            iam_token: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The AUTH password: the IAM token when `auth = "iam"`, else the configured one.
+    fn secret(&self) -> Option<String> {
+        if self.iam.is_some() {
+            return self.iam_token.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        }
+        self.password.as_ref().map(|p| p.expose().clone())
     }
 
     fn info(&self) -> Result<ConnectionInfo, RedisError> {
@@ -153,8 +205,8 @@ impl RedisProbe {
         if let Some(u) = &self.username {
             settings = settings.set_username(u);
         }
-        if let Some(p) = &self.password {
-            settings = settings.set_password(p.expose());
+        if let Some(p) = self.secret() {
+            settings = settings.set_password(p);
         }
         Ok(addr.into_connection_info()?.set_redis_settings(settings))
     }
@@ -189,8 +241,8 @@ impl RedisProbe {
         if let Some(u) = &self.username {
             builder = builder.username(u);
         }
-        if let Some(p) = &self.password {
-            builder = builder.password(p.expose());
+        if let Some(p) = self.secret() {
+            builder = builder.password(p);
         }
         if self.tls {
             builder = builder.tls(redis::cluster::TlsMode::Secure);
@@ -225,6 +277,16 @@ impl RedisProbe {
             return Err(Failure::new(Stage::Tls, e.clone()));
         }
         let mut guard = self.conn.lock().await;
+        if let Some(iam) = &self.iam {
+            // A renewed token (every 10 minutes) makes a new connection: ElastiCache ends an
+            // IAM connection after 12 hours, so none of ours lives that long.
+            let token = iam.token().await?;
+            let mut current = self.iam_token.lock().unwrap_or_else(|p| p.into_inner());
+            if current.as_deref() != Some(token.as_str()) {
+                *current = Some(token);
+                *guard = None;
+            }
+        }
         // The connection is out of the slot while it is checked and goes back only when the
         // check passed: if the runner's timeout drops this future mid-check, or the check
         // fails, a cluster connection is rebuilt from the configuration endpoint next time
@@ -263,6 +325,11 @@ impl RedisProbe {
         Ok(vec![("mode", "standalone".into())])
     }
 
+    /// A refused IAM token: the role's permission or the user's authentication mode.
+    fn iam_refused(&self, at: &str, user: &str) -> Failure {
+        Failure::new(Stage::Auth, format!("WRONGPASS: {at} refused the IAM token for user id '{user}': the instance role needs elasticache:Connect on the replication group (or serverless cache) and on the user, and the user must have authentication mode iam"))
+    }
+
     /// Names the Redis error an operator can act on.
     fn explain(&self, e: &RedisError, stage: Stage) -> Failure {
         let at = format!("{}:{}", self.host, self.port);
@@ -271,6 +338,7 @@ impl RedisProbe {
             Some("NOAUTH") => {
                 return Failure::new(Stage::Auth, format!("NOAUTH: {at} requires a password: set [redis] password (or SUAICLOUDAPP_REDIS_PASSWORD)"))
             }
+            Some("WRONGPASS") if self.iam.is_some() => return self.iam_refused(&at, user),
             Some("WRONGPASS") => {
                 return Failure::new(Stage::Auth, format!("WRONGPASS: {at} rejected user '{user}' with this password: check [redis] username and password"))
             }
@@ -278,6 +346,9 @@ impl RedisProbe {
                 return Failure::new(Stage::Auth, format!("NOPERM: ACL user '{user}' may not run the probe's commands on {at}: allow +ping +info (+cluster|info in cluster mode)"))
             }
             _ => {}
+        }
+        if e.kind() == ErrorKind::AuthenticationFailed && self.iam.is_some() {
+            return self.iam_refused(&at, user);
         }
         if e.kind() == ErrorKind::AuthenticationFailed {
             // redis-rs reports a rejected AUTH (the server's WRONGPASS) with this kind.

@@ -611,6 +611,7 @@ fn x86_64_stack_on_moto_is_private_and_https_and_its_user_data_signals_success_a
         "ssm:",
         "kms:",
         "rds-db:",
+        "elasticache:",
         "s3:*",
         "'*'",
         "\"*\"",
@@ -690,6 +691,8 @@ const REDIS_SECRET: &str =
 const PG_PARAMETER: &str = "arn:aws:ssm:us-east-1:123456789012:parameter/prod/suai/pg-password";
 const RDS_IAM_USER: &str =
     "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKL01234/iam_app";
+const CACHE_ARN: &str = "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:suai-redis";
+const CACHE_USER_ARN: &str = "arn:aws:elasticache:us-east-1:123456789012:user:iam-user-01";
 const SECRETS_KEY: &str =
     "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -712,6 +715,7 @@ fn arm64_internet_facing_stack_with_cognito_sign_in_leaves_health_and_ready_open
         "SecretParameterArns": PG_PARAMETER,
         "SecretsKmsKeyArn": SECRETS_KEY,
         "RdsIamDbUserArns": RDS_IAM_USER,
+        "ElastiCacheIamArns": format!("{CACHE_ARN},{CACHE_USER_ARN}"),
     })));
     assert_eq!(report["load_balancer"]["Scheme"], "internet-facing");
     let lt = &report["launch_template"];
@@ -767,6 +771,9 @@ fn arm64_internet_facing_stack_with_cognito_sign_in_leaves_health_and_ready_open
         "ssm.us-east-1.amazonaws.com",
         "rds-db:connect",
         RDS_IAM_USER,
+        "elasticache:Connect",
+        CACHE_ARN,
+        CACHE_USER_ARN,
     ] {
         assert!(policy.contains(want), "{want} missing: {policy}");
     }
@@ -921,6 +928,14 @@ fn template_defaults_are_private_patterns_refuse_injection_and_updates_wait_for_
             "RdsIamDbUserArns",
             "arn:aws:rds-db:us-east-1:123456789012:dbuser:*/*",
         ),
+        (
+            "ElastiCacheIamArns",
+            "arn:aws:elasticache:us-east-1:123456789012:user:iam-user-01",
+        ),
+        (
+            "ElastiCacheIamArns",
+            "arn:aws:elasticache:us-east-1:123456789012:user:*",
+        ),
     ];
     let (t, matches) = read_template(&checks);
     let verdicts: Vec<String> = checks
@@ -928,7 +943,7 @@ fn template_defaults_are_private_patterns_refuse_injection_and_updates_wait_for_
         .zip(&matches)
         .map(|((p, v), m)| format!("{p}={v:?}: {}", if *m { "accepted" } else { "refused" }))
         .collect();
-    let accepted = [0, 1, 10, 12, 15, 22, 26, 28, 31, 34];
+    let accepted = [0, 1, 10, 12, 15, 22, 26, 28, 31, 34, 36];
     for (i, verdict) in verdicts.iter().enumerate() {
         assert_eq!(
             matches[i],

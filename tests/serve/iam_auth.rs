@@ -8,43 +8,70 @@ use harness::moto::venv_python;
 use harness::*;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
-use suaicloudapp::aws::auth_token::{rds_token, DbLogin};
+use suaicloudapp::aws::auth_token::{token, Login};
 
-/// botocore's token for the same inputs, its clock pinned to `epoch` seconds.
+/// The reference tokens, made by botocore with its clock pinned to `epoch` seconds: RDS's with
+/// `generate_db_auth_token`; ElastiCache's as AWS's published example makes it (`SigV4QueryAuth`
+/// on `GET /?Action=connect&User=<id>` to the cache name, service `elasticache`, 900 s).
 fn botocore_token(
-    login: &DbLogin,
-    key: &str,
-    secret: &str,
-    session: Option<&str>,
+    login: &Login,
+    region: &str,
+    creds: (&str, &str, Option<&str>),
     epoch: u64,
 ) -> String {
     let script = r#"
-import datetime, sys
+import datetime, json, sys
 from unittest import mock
 import botocore.session, botocore.auth
-host, port, user, region, key, secret, session, epoch = sys.argv[1:9]
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+login, region, key, secret, session, epoch = json.loads(sys.argv[1]), *sys.argv[2:7]
 fixed = datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).replace(tzinfo=None)
 class Fixed(datetime.datetime):
     @classmethod
     def utcnow(cls): return fixed
     @classmethod
     def now(cls, tz=None): return fixed.replace(tzinfo=tz) if tz else fixed
-s = botocore.session.get_session()
-s.set_credentials(key, secret, session or None)
-c = s.create_client("rds", region_name=region)
 with mock.patch.object(botocore.auth.datetime, "datetime", Fixed):
-    print(c.generate_db_auth_token(host, int(port), user))
+    if "Rds" in login:
+        s = botocore.session.get_session()
+        s.set_credentials(key, secret, session or None)
+        c = s.create_client("rds", region_name=region)
+        l = login["Rds"]
+        print(c.generate_db_auth_token(l["host"], l["port"], l["user"]))
+    else:
+        l = login["ElastiCache"]
+        params = {"Action": "connect", "User": l["user"]}
+        if l["serverless"]:
+            params["ResourceType"] = "ServerlessCache"
+        req = AWSRequest(method="GET", url=f"https://{l['cache']}/", params=params)
+        botocore.auth.SigV4QueryAuth(Credentials(key, secret, session or None), "elasticache", region, expires=900).add_auth(req)
+        print(req.url.removeprefix("https://"))
 "#;
+    let login_json = match login {
+        Login::Rds { host, port, user } => {
+            serde_json::json!({"Rds": {"host": host, "port": port, "user": user}})
+        }
+        Login::ElastiCache {
+            cache,
+            user,
+            serverless,
+        } => {
+            serde_json::json!({"ElastiCache": {"cache": cache, "user": user, "serverless": serverless}})
+        }
+    };
+    let (key, secret, session) = creds;
     let out = Command::new(venv_python())
         .args([
             "-c",
             script,
-            &login.host,
-            &login.port.to_string(),
-            &login.user,
-            &login.region,
+            &login_json.to_string(),
+            region,
+            key,
+            secret,
+            session.unwrap_or(""),
+            &epoch.to_string(),
         ])
-        .args([key, secret, session.unwrap_or(""), &epoch.to_string()])
         .output()
         .expect("the moto venv's python (botocore)");
     assert!(
@@ -56,32 +83,50 @@ with mock.patch.object(botocore.auth.datetime, "datetime", Fixed):
 }
 
 #[test]
-fn the_rds_token_is_botocores_byte_for_byte() {
+fn the_rds_and_elasticache_tokens_are_botocores_byte_for_byte() {
     let (key, secret) = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
     let epoch = 1_796_000_523;
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch);
-    for (host, port, user, region, session) in [
+    let session = Some("FQoGZXIvYXdzEXAMPLE/token+==");
+    let cases = [
         (
-            "suai-db.cluster-abcdefghijkl.us-east-1.rds.amazonaws.com",
-            3306,
-            "iam_app",
+            Login::Rds {
+                host: "suai-db.cluster-abcdefghijkl.us-east-1.rds.amazonaws.com".into(),
+                port: 3306,
+                user: "iam_app".into(),
+            },
             "us-east-1",
             None,
         ),
         (
-            "db.example.com",
-            5432,
-            "iam_user+1@x",
+            Login::Rds {
+                host: "db.example.com".into(),
+                port: 5432,
+                user: "iam_user+1@x".into(),
+            },
             "eu-central-1",
-            Some("FQoGZXIvYXdzEXAMPLE/token+=="),
+            session,
         ),
-    ] {
-        let login = DbLogin {
-            host: host.into(),
-            port,
-            user: user.into(),
-            region: region.into(),
-        };
+        (
+            Login::ElastiCache {
+                cache: "suai-redis".into(),
+                user: "iam-user-01".into(),
+                serverless: false,
+            },
+            "us-east-1",
+            None,
+        ),
+        (
+            Login::ElastiCache {
+                cache: "suai-serverless".into(),
+                user: "iam user+2".into(),
+                serverless: true,
+            },
+            "ap-southeast-2",
+            session,
+        ),
+    ];
+    for (login, region, session) in cases {
         let creds = aws_credential_types::Credentials::new(
             key,
             secret,
@@ -89,9 +134,9 @@ fn the_rds_token_is_botocores_byte_for_byte() {
             None,
             "test",
         );
-        let ours = rds_token(&login, &creds, at).unwrap();
-        let theirs = botocore_token(&login, key, secret, session, epoch);
-        assert_eq!(ours, theirs, "{host}:{port} {user}");
+        let ours = token(&login, region, &creds, at).unwrap();
+        let theirs = botocore_token(&login, region, (key, secret, session), epoch);
+        assert_eq!(ours, theirs, "{login:?}");
     }
 }
 
@@ -205,6 +250,110 @@ fn iam_auth_without_verified_tls_or_with_a_password_is_a_config_error() {
         assert_eq!(out.status.code(), Some(2), "{config}\n{said}");
         assert!(
             said.contains("auth = \"iam\"") && said.contains(want),
+            "{said}"
+        );
+    }
+}
+
+/// The ElastiCache stand-in (tests/harness/elasticache_iam.py) in front of the test Redis, for
+/// this cache name and region.
+struct ElastiCacheStandIn {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl ElastiCacheStandIn {
+    fn start(cache: &str, region: &str) -> ElastiCacheStandIn {
+        let port = closed_port();
+        let want = serde_json::json!({
+            "cache": cache, "region": region, "access_key": "testing", "secret_key": "testing",
+        });
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/harness/elasticache_iam.py");
+        let child = Command::new(venv_python())
+            .arg(script)
+            .arg(port.to_string())
+            .args([env_var("SUAI_TEST_TLS_CERT"), env_var("SUAI_TEST_TLS_KEY")])
+            .args([
+                env_var("SUAI_TEST_REDIS_PORT"),
+                env_var("SUAI_TEST_REDIS_USER"),
+                env_var("SUAI_TEST_REDIS_PASSWORD"),
+            ])
+            .arg(want.to_string())
+            .spawn()
+            .expect("the moto venv's python");
+        await_listening(port, Duration::from_secs(15), "the ElastiCache stand-in");
+        ElastiCacheStandIn { port, child }
+    }
+}
+
+impl Drop for ElastiCacheStandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_iam_config(port: u16, region: &str) -> String {
+    format!(
+        "{}[aws]\nregion = \"{region}\"\n[probes]\ncache_ms = 0\n[redis]\nhost = \"127.0.0.1\"\nport = {port}\nmode = \"standalone\"\ntls = true\nca_file = \"{}\"\nauth = \"iam\"\nusername = \"iam-user-01\"\ncache_name = \"suai-redis\"\ntimeout_ms = 5000\n",
+        server_section(),
+        env_var("SUAI_TEST_TLS_CA"),
+    )
+}
+
+#[test]
+fn redis_iam_auth_passes_the_elasticache_stand_in_and_a_wrong_region_is_refused_as_auth() {
+    let stand_in = ElastiCacheStandIn::start("suai-redis", "us-east-1");
+    let a = App::start("iam-redis", &redis_iam_config(stand_in.port, "us-east-1"));
+    let r = a.get("/redis");
+    assert_eq!((r.status, r.body.as_str()), (200, "OK"));
+    let seen = a.get("/").body + &a.get("/logs").body + &a.log_file() + &a.stderr();
+    assert!(!seen.contains("X-Amz-Signature"), "a token was shown");
+
+    let b = App::start(
+        "iam-redis-region",
+        &redis_iam_config(stand_in.port, "eu-west-1"),
+    );
+    assert_fails(
+        &b.get("/redis"),
+        "auth",
+        &[
+            "refused the IAM token for user id 'iam-user-01'",
+            "elasticache:Connect",
+        ],
+    );
+
+    // The shape is checked at load: TLS, a user id, a cache name, no password.
+    let dir = scratch_dir("redis-iam-config");
+    let base = redis_iam_config(stand_in.port, "us-east-1");
+    for (config, want) in [
+        (
+            base.replace("tls = true\n", "").replace(
+                &format!("ca_file = \"{}\"\n", env_var("SUAI_TEST_TLS_CA")),
+                "",
+            ),
+            "set tls = true",
+        ),
+        (
+            base.replace("cache_name = \"suai-redis\"\n", ""),
+            "needs cache_name",
+        ),
+        (
+            base.replace("username = \"iam-user-01\"\n", "password = \"x\"\n"),
+            "set username, remove password",
+        ),
+    ] {
+        std::fs::write(dir.join("c.toml"), &config).unwrap();
+        let out = app_command()
+            .arg("--config")
+            .arg(dir.join("c.toml"))
+            .args(["config", "validate"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(2) && said.contains(want),
             "{said}"
         );
     }
