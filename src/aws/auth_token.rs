@@ -215,7 +215,7 @@ mod tests {
         );
         // Another second, another signature.
         assert_ne!(
-            rds_token(&login, &creds, at + Duration::from_secs(1)).unwrap(),
+            token(&login, "eu-central-1", &creds, at + Duration::from_secs(1)).unwrap(),
             t
         );
     }
