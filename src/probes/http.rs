@@ -9,6 +9,7 @@ use super::unit::{Build, Unit};
 use crate::config::{ensure, Millis, PageName};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::{redact_url, SecretUrl};
+use crate::secret_ref::{Fill, SecretRef, Sourced};
 use crate::tls::{self, Cause, Verify};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
@@ -29,8 +30,9 @@ use std::time::Duration;
 pub struct HttpCheck {
     /// The page is `/http/<name>`: letters, digits, `-` and `_`.
     pub name: PageName,
-    /// Its userinfo and query values are secrets: shown as `***` everywhere.
-    pub url: SecretUrl,
+    /// Its userinfo and query values are secrets: shown as `***` everywhere. Or a secret
+    /// reference holding the whole URL (a webhook URL is its own credential).
+    pub url: Sourced<SecretUrl>,
     #[serde(default)]
     pub method: HttpMethod,
     /// The exact status expected; any 2xx when unset. Redirects are never followed.
@@ -59,7 +61,10 @@ impl Unit for HttpCheck {
     type Probe = HttpProbe;
 
     fn target(&self) -> String {
-        self.url.redacted().to_string()
+        match &self.url {
+            Sourced::Value(url) => url.redacted().to_string(),
+            Sourced::Ref(r) => format!("the URL in {r}"),
+        }
     }
     fn timeout(&self) -> Option<Millis> {
         self.timeout_ms
@@ -68,24 +73,55 @@ impl Unit for HttpCheck {
         Some(self.name.to_string())
     }
     fn validate(&self) -> Result<(), String> {
-        let url = self.url.expose();
-        let absolute = (url.starts_with("http://") || url.starts_with("https://"))
-            && url.parse::<hyper::Uri>().is_ok();
-        ensure(absolute, || {
-            format!(
-                "[[http]] {}: url \"{}\" must be an absolute http:// or https:// URL",
-                self.name,
-                self.url.redacted()
-            )
-        })?;
+        // A referenced URL is checked when it is fetched (`fill`).
+        if let Sourced::Value(url) = &self.url {
+            ensure(absolute(url.expose()), || {
+                format!(
+                    "[[http]] {}: url \"{}\" must be an absolute http:// or https:// URL",
+                    self.name,
+                    url.redacted()
+                )
+            })?;
+        }
         ensure(
             self.expect_status.is_none_or(|s| (100..=599).contains(&s)),
             || format!("[[http]] {}: expect_status must be 100-599", self.name),
         )
     }
+    fn secret_fields(&mut self) -> Vec<&mut dyn Fill> {
+        vec![&mut self.url]
+    }
     fn build(&self, build: &Build<'_>) -> HttpProbe {
         HttpProbe::new(self, build.budget)
     }
+}
+
+fn absolute(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://")) && url.parse::<Uri>().is_ok()
+}
+
+/// A URL fetched for a reference is checked as the file's would be (without showing it).
+impl Fill for Sourced<SecretUrl> {
+    fn reference(&self) -> Option<&SecretRef> {
+        Sourced::reference(self)
+    }
+    fn fill(&mut self, value: String) -> Result<(), String> {
+        let url = SecretUrl::new(value.trim().to_string());
+        if !absolute(url.expose()) {
+            // Not shown, not even redacted: what is not a URL may be a password.
+            return Err("the secret is not an absolute http:// or https:// URL".into());
+        }
+        *self = Sourced::Value(url);
+        Ok(())
+    }
+}
+
+/// The URL a probe is built with: a reference is filled before the build (the probe wrapper
+/// of [`super::rotating`]); an unfilled one would never get here, and would probe nothing.
+fn filled(url: &Sourced<SecretUrl>) -> SecretUrl {
+    url.value()
+        .cloned()
+        .unwrap_or_else(|| SecretUrl::new("http://unfilled.invalid/".into()))
 }
 
 /// The most body read when `expect_body` is set.
@@ -111,7 +147,8 @@ pub struct HttpProbe {
 impl HttpProbe {
     /// Builds the client; a CA file that cannot be read is reported on every check.
     pub fn new(cfg: &HttpCheck, budget: Duration) -> HttpProbe {
-        let (url, basic) = split_userinfo(cfg.url.expose());
+        let secret = filled(&cfg.url);
+        let (url, basic) = split_userinfo(secret.expose());
         let https = url.scheme_str() == Some("https");
         // Plain http never uses the TLS config, so a machine without CA bundle can still probe it.
         let tls = match tls::client_config(Verify::Full, cfg.ca_file.as_deref()) {
@@ -136,7 +173,7 @@ impl HttpProbe {
         });
         HttpProbe {
             url,
-            secret: cfg.url.clone(),
+            secret,
             basic,
             method: match cfg.method {
                 HttpMethod::Get => Method::GET,

@@ -405,3 +405,39 @@ fn a_logs_token_from_secrets_manager_is_checked_rotated_and_its_failures_named()
         assert!(!r.body.contains("only-20-characters-x"), "{}", r.body);
     }
 }
+
+#[test]
+fn an_http_url_from_secrets_manager_is_probed_and_never_shown() {
+    // Answers 200 only on the secret path, so a pass proves the fetched URL was the one used.
+    let secret_path = "/services/T0A1B2C3D/B0A1B2C3D4E/AbCdEf0123456789GhIjKl";
+    let script = format!(
+        "import http.server, sys\n\
+         class H(http.server.BaseHTTPRequestHandler):\n    def log_message(self, *a): pass\n    def do_GET(self):\n        ok = self.path == {secret_path:?}\n        self.send_response(200 if ok else 404); self.send_header('Content-Length', '0'); self.end_headers()\n\
+         http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
+    );
+    let web = PythonServer::start(&script, &[]);
+    let url = format!("http://127.0.0.1:{}{secret_path}", web.port);
+    let name = unique("webhook-url");
+    put_secret(&name, &url);
+    let not_url = unique("not-a-url");
+    put_secret(&not_url, "hunter2-Password-77");
+    let config = format!(
+        "{}{}[[http]]\nname = \"hook\"\nurl = {{ secretsmanager = \"{name}\" }}\n\
+         [[http]]\nname = \"bad\"\nurl = {{ secretsmanager = \"{not_url}\" }}\n",
+        server_section(),
+        aws_section()
+    );
+    let a = App::start("http-url-ref", &config);
+    let r = a.get("/http/hook");
+    assert_eq!((r.status, r.body.as_str()), (200, "OK"));
+    assert_fails(
+        &a.get("/http/bad"),
+        "secret",
+        &["not an absolute http:// or https:// URL"],
+    );
+    assert_nowhere(
+        &a,
+        &["/", "/http/hook", "/http/bad"],
+        &["AbCdEf0123456789GhIjKl", "hunter2-Password-77"],
+    );
+}
