@@ -47,22 +47,63 @@ fn secrets_appear_on_no_surface() {
             env_var("SUAI_TEST_DENIED_KEY_ID"),
             denied_secret.clone(),
         ),
+        // The same passwords, right and wrong, fetched from Secrets Manager and Parameter Store.
+        (
+            "referenced-success",
+            db_pw.clone(),
+            redis_pw.clone(),
+            moto.clone(),
+            "testing".to_string(),
+            aws_secret.to_string(),
+        ),
+        (
+            "referenced-failure",
+            wrong_db_pw.to_string(),
+            wrong_redis_pw.to_string(),
+            moto.clone(),
+            "testing".to_string(),
+            aws_secret.to_string(),
+        ),
     ];
     for (name, dbp, rp, endpoint, key_id, secret) in variants {
+        let (db_password, redis_password) = if name.starts_with("referenced") {
+            let (db_ref, redis_ref) = (
+                format!("suai-hunt/{}/{name}/db", std::process::id()),
+                format!("/suai-hunt/{}/{name}/redis", std::process::id()),
+            );
+            put_references(
+                &endpoint,
+                &db_ref,
+                &json!({"username": "probe", "password": dbp}).to_string(),
+                &redis_ref,
+                &rp,
+            );
+            (
+                format!("{{ secretsmanager = \"{db_ref}\", key = \"password\" }}"),
+                format!("{{ ssm = \"{redis_ref}\" }}"),
+            )
+        } else {
+            (format!("\"{dbp}\""), format!("\"{rp}\""))
+        };
         let config = format!(
-            "{}[logs]\ntoken = \"logs-token-1-0123456789abcdefghijkl\"\n[aws]\nendpoint_url = \"{endpoint}\"\n[s3]\nbucket = \"{}\"\n[dynamodb]\ntable = \"{}\"\n{}[redis]\nhost = \"127.0.0.1\"\nport = {redis_port}\npassword = \"{rp}\"\n",
+            "{}[logs]\ntoken = \"logs-token-1-0123456789abcdefghijkl\"\n[aws]\nendpoint_url = \"{endpoint}\"\n[s3]\nbucket = \"{}\"\n[dynamodb]\ntable = \"{}\"\n{}[redis]\nhost = \"127.0.0.1\"\nport = {redis_port}\npassword = {redis_password}\n",
             server_section(),
             env_var("SUAI_TEST_BUCKET"),
             env_var("SUAI_TEST_TABLE"),
-            mysql_section(mysql, "probe", &dbp, "suai"),
+            mysql_section(mysql, "probe", "PASSWORD", "suai").replace("\"PASSWORD\"", &db_password),
         );
         let envs = [
             ("AWS_ACCESS_KEY_ID", key_id.as_str()),
             ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
         ];
         let a = App::start_with(&format!("secrets-{name}"), &config, &envs);
-        let want = if name == "success" { 200 } else { 503 };
         for page in ["/database", "/redis", "/s3", "/dynamodb"] {
+            // The referenced failure has wrong passwords only: its AWS pages pass.
+            let want = match (name, page) {
+                ("referenced-failure", "/s3" | "/dynamodb") => 200,
+                (n, _) if n.ends_with("success") => 200,
+                _ => 503,
+            };
             let r = a.get(page);
             assert_eq!(r.status, want, "{name} {page}: {}", r.body);
             hunt.check(page, &r.body);
@@ -123,11 +164,31 @@ fn secrets_appear_on_no_surface() {
     record(
         "secrets",
         json!({
-            "secrets planted": "DB password (right and wrong), Redis password (right and wrong), AWS secret keys (accepted and denied)",
+            "secrets planted": "DB password (right and wrong), Redis password (right and wrong), AWS secret keys (accepted and denied); the passwords again as values fetched from Secrets Manager and Parameter Store",
             "surfaces checked": hunt.surfaces,
             "where": "every probe page (text and JSON), / (text, HTML, JSON), /metrics, /health, /logs, output.log, stderr, config show, --help, check, config validate; under success and failure",
             "found": hunt.leaks.len(),
         }),
+    );
+}
+
+/// Puts `db_json` in Secrets Manager as `db_ref` and `redis` in Parameter Store as `redis_ref`
+/// (a SecureString) on the moto at `endpoint`.
+fn put_references(endpoint: &str, db_ref: &str, db_json: &str, redis_ref: &str, redis: &str) {
+    let script = format!(
+        "import boto3\n\
+         kw = dict(endpoint_url={endpoint:?}, region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         boto3.client('secretsmanager', **kw).create_secret(Name={db_ref:?}, SecretString={db_json:?})\n\
+         boto3.client('ssm', **kw).put_parameter(Name={redis_ref:?}, Value={redis:?}, Type='SecureString', Overwrite=True)\n"
+    );
+    let out = std::process::Command::new(harness::moto::venv_python())
+        .args(["-c", &script])
+        .output()
+        .expect("the moto venv's python (boto3)");
+    assert!(
+        out.status.success(),
+        "boto3: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
