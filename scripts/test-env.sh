@@ -28,6 +28,8 @@ LOGS="$STATE/logs"
 TLS_DIR="$STATE/tls"
 RDS_IAM="$STATE/rds-iam"
 RDS_IAM_PAM=/etc/pam.d/suai-rds-iam
+RDS_IAM_LIB=/usr/local/lib/suaicloudapp-test
+RDS_IAM_SOCK=/run/suaicloudapp-test/rds-iam.sock
 ENV_FILE="$STATE/env"
 MOTO_B_KEYS="$STATE/moto-b-keys"
 
@@ -744,6 +746,7 @@ write_env() {
         env_line SUAI_TEST_RDS_IAM_EXPECT "$RDS_IAM/expect"
         env_line SUAI_TEST_RDS_IAM_LOG "$RDS_IAM/verify.log"
         env_line SUAI_TEST_RDS_IAM_PAM_SERVICE "${RDS_IAM_PAM##*/}"
+        env_line SUAI_TEST_PG_IAM_USER "$PG_IAM_USER"
         env_line SUAI_TEST_PG_PORT "$PG_PORT"
         env_line SUAI_TEST_PG_USER probe
         env_line SUAI_TEST_PG_PASSWORD "$PG_PASSWORD"
@@ -792,6 +795,7 @@ PG_PORT=15432
 PG_DIR="${SUAI_TEST_PG_DIR:-/var/tmp/suaicloudapp-test-env/postgres}"
 PG_PASSWORD='probe-pg-Secr3t'
 PG_SSLONLY_PASSWORD='sslonly-pg-pw'
+PG_IAM_USER=iampg
 
 pg_bin() {
     local d
@@ -920,22 +924,57 @@ print_versions() {
     if have rustc; then log "rust $(cd "$REPO" && rustc --version)"; fi
 }
 
-# RDS IAM authentication stands in as PAM: pam_exec hands the presented token to
-# scripts/rds_iam_verify.py (copied here, so the PAM file names a path that outlives any
-# checkout), which checks it with botocore. MariaDB's auth_pam_v1 and PostgreSQL's `pam` method
-# use the service suai-rds-iam; the tests write each user's expectation into $RDS_IAM/expect.
+# RDS IAM authentication stands in as PAM: pam_exec runs scripts/rds_iam_forward.py (system
+# python3, installed outside /root so PostgreSQL's `postgres` user can run it), which hands the
+# token to the verifier service (scripts/rds_iam_verify.py --serve, run as root with the moto
+# venv's botocore) over a Unix socket. MariaDB's auth_pam_v1 and PostgreSQL's `pam` method use
+# the PAM service suai-rds-iam; the tests write each user's expectation into $RDS_IAM/expect.
 ensure_rds_iam_pam() {
     mkdir -p "$RDS_IAM/expect" || die "cannot create $RDS_IAM"
-    install -m 0755 "$REPO/scripts/rds_iam_verify.py" "$RDS_IAM/verify.py" || die "cannot install $RDS_IAM/verify.py"
+    as_root install -d -m 0755 "$RDS_IAM_LIB" "$(dirname "$RDS_IAM_SOCK")" || die "cannot create $RDS_IAM_LIB"
+    as_root install -m 0755 "$REPO/scripts/rds_iam_forward.py" "$RDS_IAM_LIB/rds_iam_forward.py" ||
+        die "cannot install the PAM forwarder"
     local service
     service=$(printf '%s\n' \
         "# suaicloudapp's tests: RDS IAM authentication stand-in (scripts/test-env.sh writes this)" \
-        "auth required pam_exec.so expose_authtok quiet $MOTO_VENV/bin/python $RDS_IAM/verify.py" \
+        "auth required pam_exec.so expose_authtok quiet /usr/bin/python3 $RDS_IAM_LIB/rds_iam_forward.py $RDS_IAM_SOCK" \
         "account required pam_permit.so")
     if [[ ! -f $RDS_IAM_PAM ]] || [[ $(<"$RDS_IAM_PAM") != "$service" ]]; then
         printf '%s\n' "$service" | as_root tee "$RDS_IAM_PAM" >/dev/null || die "cannot write $RDS_IAM_PAM"
         log "wrote $RDS_IAM_PAM"
     fi
+    # The verifier: restarted when its script changed.
+    local pidfile="$RUN/rds-iam.pid"
+    if pid_alive "$pidfile" verify.py && cmp -s "$REPO/scripts/rds_iam_verify.py" "$RDS_IAM/verify.py" && [[ -S $RDS_IAM_SOCK ]]; then
+        log "rds-iam verifier already running"
+        return 0
+    fi
+    stop_pidfile rds-iam "$pidfile" verify.py
+    install -m 0755 "$REPO/scripts/rds_iam_verify.py" "$RDS_IAM/verify.py" || die "cannot install $RDS_IAM/verify.py"
+    rm -f "$RDS_IAM_SOCK"
+    mark_log "$LOGS/rds-iam.log" start
+    nohup "$MOTO_VENV/bin/python" "$RDS_IAM/verify.py" --serve "$RDS_IAM_SOCK" >>"$LOGS/rds-iam.log" 2>&1 9>&- &
+    echo $! >"$pidfile"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -S $RDS_IAM_SOCK ]] && { log "rds-iam verifier on $RDS_IAM_SOCK"; return 0; }
+        sleep 0.1
+    done
+    start_failed rds-iam "$LOGS/rds-iam.log" "$pidfile" "the rds-iam verifier did not create $RDS_IAM_SOCK"
+}
+
+# PostgreSQL's IAM user: pam (suai-rds-iam) over TLS only; added to an existing cluster too.
+ensure_pg_iam() {
+    local bin dir="$PG_DIR" line="hostssl all $PG_IAM_USER 127.0.0.1/32 pam pamservice=${RDS_IAM_PAM##*/}"
+    bin=$(pg_bin) || die "no PostgreSQL server binaries"
+    if ! grep -qxF "$line" "$dir/pg_hba.conf"; then
+        printf '%s\n' "$line" >>"$dir/pg_hba.conf" || die "cannot write $dir/pg_hba.conf"
+        as_postgres "$bin/pg_ctl" -D "$dir" reload >/dev/null || die "postgres reload failed"
+        log "postgres: $PG_IAM_USER logs in through PAM"
+    fi
+    as_postgres "$bin/psql" -q -h "$dir" -p "$PG_PORT" -U admin -d postgres -v ON_ERROR_STOP=1 \
+        -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_IAM_USER') THEN CREATE ROLE $PG_IAM_USER LOGIN; END IF; END \$\$;" \
+        >/dev/null || die "postgres: cannot create $PG_IAM_USER"
 }
 
 cmd_up() {
@@ -953,6 +992,7 @@ cmd_up() {
     start_redis_tls
     start_redis_cluster
     start_postgres
+    ensure_pg_iam
     setup_moto_a
     setup_moto_b
     write_env
@@ -962,6 +1002,7 @@ cmd_up() {
 all_services() { # name|pidfile|expect
     echo "mariadb|$RUN/mariadb.pid|mariadbd"
     echo "mariadb-tls|$RUN/mariadb-tls.pid|mariadbd"
+    echo "rds-iam verifier|$RUN/rds-iam.pid|verify.py"
     echo "redis-$REDIS_PORT|$RUN/redis-$REDIS_PORT.pid|redis-server"
     echo "redis-$REDIS_AUTH_PORT|$RUN/redis-$REDIS_AUTH_PORT.pid|redis-server"
     echo "redis-tls|$RUN/redis-$REDIS_TLS_PORT.pid|redis-server"

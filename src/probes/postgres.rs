@@ -10,7 +10,8 @@
 
 use super::Probe;
 use super::unit::{Build, Unit};
-use crate::config::{ensure, Host, Millis, Name, Port};
+use crate::aws::auth_token::{Login, TokenSource};
+use crate::config::{ensure, DbAuth, Host, Millis, Name, Port};
 use crate::outcome::{Details, Failure, Stage};
 use crate::secret::Secret;
 use crate::secret_ref::{Fill, Sourced};
@@ -19,6 +20,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use futures_util::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
@@ -37,6 +39,9 @@ pub struct PostgresConfig {
     #[serde(default)]
     pub password: Sourced<Secret<String>>,
     pub dbname: Name,
+    /// `"iam"`: log in with an RDS IAM token made from the instance role (no password).
+    #[serde(default)]
+    pub auth: DbAuth,
     #[serde(default)]
     pub sslmode: PgSslMode,
     /// PEM CA bundle (RDS: the global bundle) for `verify-ca` / `verify-full`; else system roots.
@@ -95,6 +100,15 @@ impl Unit for PostgresConfig {
         ensure(self.ca_file.is_none() || verifies, || {
             "[postgres] ca_file is only used with sslmode = \"verify-ca\" or \"verify-full\""
                 .into()
+        })?;
+        if self.auth != DbAuth::Iam {
+            return Ok(());
+        }
+        ensure(verifies, || {
+            "[postgres] auth = \"iam\" sends the token as the password: set sslmode = \"verify-full\" (and ca_file to the RDS bundle)".into()
+        })?;
+        ensure(self.password == Sourced::default(), || {
+            "[postgres] auth = \"iam\" logs in with a token: remove password".into()
         })
     }
     fn set_secret(&mut self, value: Secret<String>) {
@@ -104,7 +118,20 @@ impl Unit for PostgresConfig {
         vec![&mut self.user, &mut self.password]
     }
     fn build(&self, build: &Build<'_>) -> PostgresProbe {
-        PostgresProbe::new(self, build.budget)
+        let mut probe = PostgresProbe::new(self, build.budget);
+        if self.auth == DbAuth::Iam {
+            let login = Login::Rds {
+                host: self.host.to_string(),
+                port: self.port.get(),
+                user: self.user.filled().to_string(),
+            };
+            probe.iam = Some(Iam {
+                source: TokenSource::new(build.aws(), login),
+                section: self.clone(),
+                current: tokio::sync::Mutex::new(None),
+            });
+        }
+        probe
     }
 }
 
@@ -139,6 +166,31 @@ pub struct PostgresProbe {
     budget: Duration,
     /// The pool, or why it could not be built (a CA file that cannot be read).
     pool: Result<Pool, String>,
+    /// `auth = "iam"`: checks go to a probe built with the current token as its password.
+    iam: Option<Iam>,
+}
+
+struct Iam {
+    source: TokenSource,
+    section: PostgresConfig,
+    /// The token and the probe (pool) that logs in with it; a renewed token builds a new one,
+    /// and sessions opened with the old one stay valid, as on RDS.
+    current: tokio::sync::Mutex<Option<(String, Arc<PostgresProbe>)>>,
+}
+
+impl Iam {
+    async fn probe(&self, budget: Duration) -> Result<Arc<PostgresProbe>, Failure> {
+        let token = self.source.token().await?;
+        let mut current = self.current.lock().await;
+        if let Some((_, p)) = current.as_ref().filter(|(t, _)| *t == token) {
+            return Ok(p.clone());
+        }
+        let mut section = self.section.clone();
+        section.password = Sourced::Value(Secret::new(token.clone()));
+        let probe = Arc::new(PostgresProbe::new(&section, budget));
+        *current = Some((token, probe.clone()));
+        Ok(probe)
+    }
 }
 
 impl PostgresProbe {
@@ -189,10 +241,26 @@ impl PostgresProbe {
             sslmode: cfg.sslmode,
             budget,
             pool,
+            iam: None,
         }
     }
 
     async fn run(&self) -> Result<Details, Failure> {
+        if let Some(iam) = &self.iam {
+            let probe = iam.probe(self.budget).await?;
+            return probe.run_pool().await.map_err(|f| match f.stage {
+                Stage::Auth => Failure::new(
+                    Stage::Auth,
+                    format!("IAM authentication refused for user '{}' at {}:{}: the instance role needs rds-db:connect on arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/{} (RESOURCE_ID: the instance's DbiResourceId, or the cluster's), and the user must be GRANTed rds_iam ({})", self.user, self.host, self.port, self.user, f.cause),
+                ),
+                _ => f,
+            });
+        }
+        self.run_pool().await
+    }
+
+    /// One check on this probe's own pool.
+    async fn run_pool(&self) -> Result<Details, Failure> {
         let pool = self
             .pool
             .as_ref()

@@ -358,3 +358,69 @@ fn redis_iam_auth_passes_the_elasticache_stand_in_and_a_wrong_region_is_refused_
         );
     }
 }
+
+#[test]
+fn postgres_iam_auth_logs_in_through_pam_over_verified_tls_and_a_wrong_region_is_refused() {
+    let user = env_var("SUAI_TEST_PG_IAM_USER");
+    let port: u16 = env_var("SUAI_TEST_PG_PORT").parse().unwrap();
+    expect_token(&user, port, "us-east-1");
+    let config = |region: &str| {
+        format!(
+            "{}[aws]\nregion = \"{region}\"\n[probes]\ncache_ms = 0\n[postgres]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\ndbname = \"postgres\"\nauth = \"iam\"\nsslmode = \"verify-full\"\nca_file = \"{}\"\ntimeout_ms = 5000\n",
+            server_section(),
+            env_var("SUAI_TEST_TLS_CA"),
+        )
+    };
+    let a = App::start("iam-pg", &config("us-east-1"));
+    let r = a.get("/postgres");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "OK"),
+        "log: {}",
+        std::fs::read_to_string(env_var("SUAI_TEST_RDS_IAM_LOG")).unwrap_or_default()
+    );
+    assert!(a
+        .get("/postgres?format=json")
+        .body
+        .contains("\"tls\":\"verified\""));
+    let seen = a.get("/").body + &a.get("/logs").body + &a.log_file() + &a.stderr();
+    assert!(!seen.contains("X-Amz-Signature"), "a token was shown");
+
+    let b = App::start("iam-pg-region", &config("eu-west-1"));
+    assert_fails(
+        &b.get("/postgres"),
+        "auth",
+        &["IAM authentication refused", "rds-db:connect", &user],
+    );
+
+    // The shape is checked at load.
+    let dir = scratch_dir("pg-iam-config");
+    for (text, want) in [
+        (
+            config("us-east-1")
+                .replace("sslmode = \"verify-full\"\n", "sslmode = \"require\"\n")
+                .replace(
+                    &format!("ca_file = \"{}\"\n", env_var("SUAI_TEST_TLS_CA")),
+                    "",
+                ),
+            "sslmode = \"verify-full\"",
+        ),
+        (
+            config("us-east-1").replace("auth = \"iam\"\n", "auth = \"iam\"\npassword = \"x\"\n"),
+            "remove password",
+        ),
+    ] {
+        std::fs::write(dir.join("c.toml"), &text).unwrap();
+        let out = app_command()
+            .arg("--config")
+            .arg(dir.join("c.toml"))
+            .args(["config", "validate"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(2) && said.contains(want),
+            "{said}"
+        );
+    }
+}
