@@ -173,6 +173,11 @@ fn iam_mariadb(user: &str) -> harness::servers::OwnMariaDb {
 
 /// What the PAM step accepts for `user`: this endpoint, region and the sandbox's keys.
 fn expect_token(user: &str, port: u16, region: &str) {
+    expect_token_at(user, port, region, 0);
+}
+
+/// As [`expect_token`], with the PAM step's clock `offset_s` seconds ahead.
+fn expect_token_at(user: &str, port: u16, region: &str, offset_s: u64) {
     let file =
         std::path::Path::new(&env_var("SUAI_TEST_RDS_IAM_EXPECT")).join(format!("{user}.json"));
     let want = serde_json::json!({
@@ -180,6 +185,7 @@ fn expect_token(user: &str, port: u16, region: &str) {
         "region": region,
         "access_key": "testing",
         "secret_key": "testing",
+        "clock_offset_s": offset_s,
     });
     std::fs::write(file, want.to_string()).unwrap();
 }
@@ -210,6 +216,26 @@ fn database_iam_auth_logs_in_over_verified_tls_and_a_wrong_region_is_refused_as_
     // The token reached the server as the password, over TLS, and no page or log shows it.
     let seen = a.get("/").body + &a.get("/logs").body + &a.log_file() + &a.stderr();
     assert!(!seen.contains("X-Amz-Signature"), "a token was shown");
+
+    // Expired: the server's clock 16 minutes ahead of the token's. A new session is refused (the
+    // pooled one stays open, as on RDS: killed here so the check must log in again).
+    expect_token_at(&user, db.port, "us-east-1", 16 * 60);
+    for id in db
+        .sql(&format!(
+            "SELECT id FROM information_schema.processlist WHERE user = '{user}'"
+        ))
+        .split_whitespace()
+    {
+        db.sql(&format!("KILL {id}"));
+    }
+    assert_fails(&a.get("/database"), "auth", &["IAM authentication refused"]);
+    let log = std::fs::read_to_string(env_var("SUAI_TEST_RDS_IAM_LOG")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("{user}: expired at"))),
+        "the PAM step saw it expired: {log}"
+    );
+    expect_token(&user, db.port, "us-east-1");
 
     // Signed for another region: the PAM step refuses it, and the page names the permission.
     let b = App::start(

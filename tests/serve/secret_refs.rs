@@ -159,6 +159,18 @@ fn every_credential_a_reference_passes_database_postgres_and_redis() {
     );
     // Parameter Store's version is the parameter's number.
     assert_eq!(details(&a, "/redis")["secret_version"], "1");
+    // `check` shows the version too.
+    let out = app_command()
+        .arg("--config")
+        .arg(a.dir.join("config.toml"))
+        .args(["check", "database"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains(&format!("secret_version={db_version}")),
+        "{said}"
+    );
 
     // `config show` prints the references and `config validate` accepts them: no AWS call.
     let file = a.dir.join("config.toml");
