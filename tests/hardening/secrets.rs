@@ -175,20 +175,12 @@ fn secrets_appear_on_no_surface() {
 /// Puts `db_json` in Secrets Manager as `db_ref` and `redis` in Parameter Store as `redis_ref`
 /// (a SecureString) on the moto at `endpoint`.
 fn put_references(endpoint: &str, db_ref: &str, db_json: &str, redis_ref: &str, redis: &str) {
-    let script = format!(
-        "import boto3\n\
-         kw = dict(endpoint_url={endpoint:?}, region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-         boto3.client('secretsmanager', **kw).create_secret(Name={db_ref:?}, SecretString={db_json:?})\n\
-         boto3.client('ssm', **kw).put_parameter(Name={redis_ref:?}, Value={redis:?}, Type='SecureString', Overwrite=True)\n"
-    );
-    let out = std::process::Command::new(harness::moto::venv_python())
-        .args(["-c", &script])
-        .output()
-        .expect("the moto venv's python (boto3)");
-    assert!(
-        out.status.success(),
-        "boto3: {}",
-        String::from_utf8_lossy(&out.stderr)
+    harness::moto::boto(
+        endpoint,
+        &format!(
+            "sm.create_secret(Name={db_ref:?}, SecretString={db_json:?})\n\
+             ssm.put_parameter(Name={redis_ref:?}, Value={redis:?}, Type='SecureString', Overwrite=True)"
+        ),
     );
 }
 

@@ -5,30 +5,12 @@
 //! missing and malformed secret each with stage `secret` and its cause; and the values never on
 //! a page, in the log, on stderr or in `config show`.
 
-use harness::moto::venv_python;
 use harness::*;
 use std::process::Command;
 
-/// Runs `code` with boto3 clients `sm` (Secrets Manager) and `ssm` on the test moto server;
-/// returns what it prints.
+/// [`harness::moto::boto`] on the shared test moto.
 fn boto(code: &str) -> String {
-    let script = format!(
-        "import boto3, json, sys\n\
-         kw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-         sm = boto3.client('secretsmanager', **kw)\n\
-         ssm = boto3.client('ssm', **kw)\n{code}\n",
-        env_var("SUAI_TEST_MOTO_URL")
-    );
-    let out = Command::new(venv_python())
-        .args(["-c", &script])
-        .output()
-        .expect("the moto venv's python (boto3)");
-    assert!(
-        out.status.success(),
-        "boto3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    harness::moto::boto(&env_var("SUAI_TEST_MOTO_URL"), code)
 }
 
 /// Creates (or overwrites with a new version) a Secrets Manager secret; returns its VersionId.

@@ -94,3 +94,24 @@ pub fn venv_python() -> PathBuf {
         .unwrap()
         .join("python")
 }
+
+/// Runs `code` with boto3 clients `sm` (Secrets Manager) and `ssm` on the moto server at
+/// `endpoint` (keys `testing`, us-east-1); returns what it prints, trimmed.
+pub fn boto(endpoint: &str, code: &str) -> String {
+    let script = format!(
+        "import boto3, json, sys\n\
+         kw = dict(endpoint_url={endpoint:?}, region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         sm = boto3.client('secretsmanager', **kw)\n\
+         ssm = boto3.client('ssm', **kw)\n{code}\n"
+    );
+    let out = Command::new(venv_python())
+        .args(["-c", &script])
+        .output()
+        .expect("the moto venv's python (boto3)");
+    assert!(
+        out.status.success(),
+        "boto3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
