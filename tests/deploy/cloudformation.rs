@@ -69,19 +69,7 @@ fn cfn_lint_passes_and_catches_a_planted_error() {
 /// checkov (the pinned venv, scripts/checkov.lock) on a directory of templates, offline: its JSON
 /// report, and (check id, file name) of each failure.
 fn checkov(dir: &Path) -> (Value, Vec<(String, String)>) {
-    let out = Command::new(env_var("SUAI_TEST_CHECKOV"))
-        .args(["--framework", "cloudformation", "--output", "json", "-d"])
-        .arg(dir)
-        .env("BC_SKIP_MAPPING", "TRUE")
-        .output()
-        .expect("run checkov: scripts/test-env.sh up installs it");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "checkov printed no JSON ({e}):\n{}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    });
+    let report = checkov_report("cloudformation", dir);
     let failed = report["results"]["failed_checks"]
         .as_array()
         .map(|a| {

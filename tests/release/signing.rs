@@ -9,7 +9,6 @@
 
 use harness::userdata::{repo, text};
 use harness::*;
-use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -129,19 +128,7 @@ fn the_release_workflow_keeps_write_out_of_the_build_and_each_rule_catches_its_p
 
 /// checkov's github_actions framework on a directory: (passed, failed check ids).
 fn checkov_actions(dir: &Path) -> (u64, Vec<String>) {
-    let out = Command::new(env_var("SUAI_TEST_CHECKOV"))
-        .args(["--framework", "github_actions", "--output", "json", "-d"])
-        .arg(dir)
-        .env("BC_SKIP_MAPPING", "TRUE")
-        .output()
-        .expect("run checkov: scripts/test-env.sh up installs it");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "checkov printed no JSON ({e}):\n{}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    });
+    let report = checkov_report("github_actions", dir);
     let failed = report["results"]["failed_checks"]
         .as_array()
         .map(|a| {

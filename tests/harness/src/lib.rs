@@ -507,3 +507,21 @@ pub fn server_sockets_read(port: u16) -> usize {
         .filter(|queues| queues.ends_with(":00000000"))
         .count()
 }
+
+/// checkov (the pinned venv, scripts/checkov.lock) with one `framework` on a directory, offline:
+/// its JSON report. Panics, with checkov's output, when it printed none.
+pub fn checkov_report(framework: &str, dir: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(env_var("SUAI_TEST_CHECKOV"))
+        .args(["--framework", framework, "--output", "json", "-d"])
+        .arg(dir)
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .output()
+        .expect("run checkov: scripts/test-env.sh up installs it");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov printed no JSON ({e}):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
