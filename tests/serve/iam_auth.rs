@@ -253,6 +253,23 @@ fn database_iam_auth_logs_in_over_verified_tls_and_a_wrong_region_is_refused_as_
     );
 }
 
+/// `config validate` refuses `config` (exit 2), its message holding each of `words`.
+fn assert_refused_at_load(config: &str, words: &[&str]) {
+    let file = scratch_dir("iam-config").join("c.toml");
+    std::fs::write(&file, config).unwrap();
+    let out = app_command()
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "validate"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{config}\n{said}");
+    for w in words {
+        assert!(said.contains(w), "want {w:?}: {said}");
+    }
+}
+
 #[test]
 fn iam_auth_without_verified_tls_or_with_a_password_is_a_config_error() {
     let ca_line = format!("ca_file = \"{}\"\n", env_var("SUAI_TEST_TLS_CA"));
@@ -264,20 +281,7 @@ fn iam_auth_without_verified_tls_or_with_a_password_is_a_config_error() {
         (unverified, "sends the token in cleartext"),
         (with_password, "remove password"),
     ] {
-        let dir = scratch_dir("iam-config");
-        std::fs::write(dir.join("c.toml"), &config).unwrap();
-        let out = app_command()
-            .arg("--config")
-            .arg(dir.join("c.toml"))
-            .args(["config", "validate"])
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{config}\n{said}");
-        assert!(
-            said.contains("auth = \"iam\"") && said.contains(want),
-            "{said}"
-        );
+        assert_refused_at_load(&config, &["auth = \"iam\"", want]);
     }
 }
 
@@ -351,7 +355,6 @@ fn redis_iam_auth_passes_the_elasticache_stand_in_and_a_wrong_region_is_refused_
     );
 
     // The shape is checked at load: TLS, a user id, a cache name, no password.
-    let dir = scratch_dir("redis-iam-config");
     let base = redis_iam_config(stand_in.port, "us-east-1");
     for (config, want) in [
         (
@@ -370,18 +373,7 @@ fn redis_iam_auth_passes_the_elasticache_stand_in_and_a_wrong_region_is_refused_
             "set username, remove password",
         ),
     ] {
-        std::fs::write(dir.join("c.toml"), &config).unwrap();
-        let out = app_command()
-            .arg("--config")
-            .arg(dir.join("c.toml"))
-            .args(["config", "validate"])
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.code() == Some(2) && said.contains(want),
-            "{said}"
-        );
+        assert_refused_at_load(&config, &[want]);
     }
 }
 
@@ -420,7 +412,6 @@ fn postgres_iam_auth_logs_in_through_pam_over_verified_tls_and_a_wrong_region_is
     );
 
     // The shape is checked at load.
-    let dir = scratch_dir("pg-iam-config");
     for (text, want) in [
         (
             config("us-east-1")
@@ -436,17 +427,6 @@ fn postgres_iam_auth_logs_in_through_pam_over_verified_tls_and_a_wrong_region_is
             "remove password",
         ),
     ] {
-        std::fs::write(dir.join("c.toml"), &text).unwrap();
-        let out = app_command()
-            .arg("--config")
-            .arg(dir.join("c.toml"))
-            .args(["config", "validate"])
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.code() == Some(2) && said.contains(want),
-            "{said}"
-        );
+        assert_refused_at_load(&text, &[want]);
     }
 }
